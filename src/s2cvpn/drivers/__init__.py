@@ -1,0 +1,1 @@
+"""Network drivers: one small interface (``base.NetworkDriver``), one subclass per backend."""

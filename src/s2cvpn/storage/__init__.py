@@ -1,0 +1,1 @@
+"""Persistence: one SQLAlchemy code path for SQLite (embedded default) and PostgreSQL."""

@@ -1,0 +1,167 @@
+"""Database rows (SQLAlchemy 2 ``Mapped[]``). Only storage modules import this."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Float, Index, Integer, MetaData, String, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC, always returns timezone-aware datetimes (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ClientRow(Base):
+    __tablename__ = "clients"
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    secret_hash: Mapped[str] = mapped_column(String(256))
+    scopes: Mapped[str] = mapped_column(Text)  # space-separated
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SigningKeyRow(Base):
+    __tablename__ = "signing_keys"
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    private_pem: Mapped[str] = mapped_column(Text)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    active_from: Mapped[datetime] = mapped_column(UTCDateTime)  # signs tokens from then on
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # stops signing
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # leaves JWKS
+
+
+class SessionRow(Base):
+    __tablename__ = "sessions"
+    session_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    status_info: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)  # the accepted request, camelCase, no credential
+    sla: Mapped[str] = mapped_column(String(3))
+    bandwidth_mbps: Mapped[int] = mapped_column(Integer)
+    max_latency_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    duration_hours: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    purge_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    allocation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    actual: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    sink: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    sink_credential: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    dedup_key: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_sessions_status_expires_at", "status", "expires_at"),
+        Index("ix_sessions_client_id_created_at", "client_id", "created_at", "session_id"),
+    )
+
+
+class ActiveKeyRow(Base):
+    """One row per live session's duplicate-detection key: the unique key refuses twins."""
+
+    __tablename__ = "active_keys"
+    dedup_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(36), unique=True)
+
+
+class IdempotencyRow(Base):
+    __tablename__ = "idempotency_keys"
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ResourceLoadRow(Base):
+    """Mbps reserved per resource (link id or ``port:<attachment>``): the guarded counter."""
+
+    __tablename__ = "resource_load"
+    resource_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reserved_mbps: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReservationRow(Base):
+    __tablename__ = "reservations"
+    session_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    mbps: Mapped[int] = mapped_column(BigInteger)
+
+
+class PoolSlotRow(Base):
+    """A session's slot in the resource pools; every pool value derives from it."""
+
+    __tablename__ = "pool_slots"
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    session_id: Mapped[str] = mapped_column(String(36), unique=True)
+
+
+class JobRow(Base):
+    """Durable work, written in the transaction that makes it necessary."""
+
+    __tablename__ = "jobs"
+    job_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    session_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    locked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_jobs_run_at", "run_at"),)
+
+
+class EventRow(Base):
+    """A CloudEvent waiting for (or done with) delivery to a sink: the notification outbox."""
+
+    __tablename__ = "events"
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(36), index=True)
+    sink: Mapped[str] = mapped_column(String(2048))
+    access_token: Mapped[str | None] = mapped_column(Text, nullable=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # None: done
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_events_next_attempt_at", "next_attempt_at"),)
