@@ -10,11 +10,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import Any, Callable, Literal, TypeVar
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Role = Literal["access-pe", "p", "cloud-pe"]
 TIER_NAMES = ("A", "AA", "AAA")
+T = TypeVar("T")
 
 
 def port_resource(attachment_id: str) -> str:
@@ -128,6 +129,24 @@ class Inventory:
     links: dict[str, Link]
     attachments: dict[str, Attachment]
     pools: Pools = field(default_factory=Pools)
+    # Derived lookup structures (graph, address indexes), built once per inventory by
+    # ``cached``. Living on the instance ties their lifetime to it: no id() reuse risk.
+    _derived: dict[str, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+
+    def cached(self, key: str, build: Callable[[Inventory], T]) -> T:
+        """Return the structure ``build(self)``, building it only on first use.
+
+        The inventory is immutable, so anything derived from it stays valid for its whole
+        life; the planner and resolver use this to precompute their indexes once.
+        """
+        try:
+            return self._derived[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = build(self)
+            self._derived[key] = value
+            return value
 
     def capacity_of(self, resource_id: str, day: date) -> int:
         """Capacity (Mbps) of a link id or ``port:<attachment id>`` on ``day``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, Index, Integer, MetaData, String, Text, TypeDecorator
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, MetaData, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -83,7 +83,9 @@ class SessionRow(Base):
     actual: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     sink: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     sink_credential: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    sink_gone: Mapped[bool] = mapped_column(Boolean, default=False)  # the sink answered 410
     dedup_key: Mapped[str] = mapped_column(String(64))
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # network torn down, resources back
 
     __table_args__ = (
         Index("ix_sessions_status_expires_at", "status", "expires_at"),

@@ -1,0 +1,3 @@
+from s2cvpn.cli import main
+
+main()

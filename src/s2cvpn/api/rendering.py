@@ -1,0 +1,48 @@
+"""Session rows as the API shows them (camelCase lives in the API layer only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from s2cvpn.domain.session import Status, serviced_hours
+from s2cvpn.service import specs
+from s2cvpn.storage.tables import SessionRow
+
+
+def rfc3339(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def session_body(row: SessionRow, now: datetime) -> dict[str, Any]:
+    body: dict[str, Any] = dict(row.request)
+    body["sessionId"] = row.session_id
+    body["sla"] = row.sla
+    body["guaranteeBandwidth"] = row.bandwidth_mbps
+    if row.max_latency_ms is None:
+        body.pop("maxLatency", None)
+    else:
+        body["maxLatency"] = row.max_latency_ms
+    body["duration"] = {"value": round(row.duration_hours, 6), "unit": "hours"}
+    body["status"] = row.status
+    if row.status == Status.UNAVAILABLE and row.status_info:
+        body["statusInfo"] = row.status_info
+    body["createdAt"] = rfc3339(row.created_at)
+    if row.started_at is not None:
+        body["startedAt"] = rfc3339(row.started_at)
+    if row.expires_at is not None:
+        body["expiresAt"] = rfc3339(row.expires_at)
+    body["servicedDuration"] = {"value": serviced_hours(row.started_at, row.ended_at or now), "unit": "hours"}
+    allocation = row.allocation or {}
+    if allocation:
+        body["resourceGroupId"] = allocation["service_id"]
+        body["cloudGatewayIp"] = specs.allocation_from_json(allocation).cloud_gateway_ip
+        if body.get("routeProtocol") == "BGP":
+            body["providerAsn"] = allocation["provider_asn"]
+    if row.status != Status.REQUESTED:
+        for key, value in (row.actual or {}).items():
+            if value is not None:
+                body[key] = value
+    return body

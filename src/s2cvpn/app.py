@@ -1,0 +1,108 @@
+"""The ASGI application: ``create_app(settings)`` wires routers, middleware and handlers;
+the lifespan builds everything that touches the outside world (nothing at import time)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from s2cvpn import __version__
+from s2cvpn.api import assessment, handlers, health, oauth, sessions
+from s2cvpn.api.middleware import GuardMiddleware
+from s2cvpn.auth.tokens import TokenService
+from s2cvpn.bootstrap import open_context
+from s2cvpn.clock import Clock
+from s2cvpn.config import ALL_SCOPES, Settings
+from s2cvpn.jobs.worker import Worker
+
+log = logging.getLogger(__name__)
+API_DESCRIPTION = """\
+The CAMARA Site-to-Cloud VPN API: order private connectivity between a customer edge router
+(CE) and a cloud provider edge (PE), with an availability tier, a guaranteed bandwidth, an
+optional latency bound, optional protection over diverse paths, and static or BGP routing.
+
+# Request body strictness
+A request body with a property this document does not declare, at any depth, is refused
+with 400 INVALID_ARGUMENT.
+
+# Choices where the contract is silent
+- `duration` in responses is always expressed in hours (the granted total, after extensions).
+- PATCH `maxLatency: null` removes the latency bound.
+- Sinks must be https URLs that resolve to public addresses unless the operator allows
+  private sinks (labs and tests).
+- Pagination: `page` (from 1) and `perPage` (1..100, default 20), oldest session first.
+"""
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, embed_worker: bool = True, migrate_on_start: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_context(settings, clock=clock, migrate_first=migrate_on_start) as ctx:
+            tokens = TokenService(settings, ctx.db, ctx.clock)
+            await tokens.start()
+            app.state.settings = settings
+            app.state.clock = ctx.clock
+            app.state.sessions = ctx.db
+            app.state.tokens = tokens
+            app.state.ctx = ctx
+            worker = Worker(ctx) if embed_worker else None
+            if worker is not None:
+                await worker.start()
+            try:
+                yield
+            finally:
+                if worker is not None:
+                    await worker.stop()
+                await tokens.aclose()
+
+    app = FastAPI(
+        title="Site-to-Cloud VPN",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.add_middleware(GuardMiddleware, api_prefix=settings.api_prefix, max_body_bytes=settings.max_body_bytes)
+    handlers.install(app)
+    app.include_router(sessions.router, prefix=settings.api_prefix)
+    app.include_router(assessment.router, prefix=settings.api_prefix)
+    app.include_router(oauth.router)
+    app.include_router(health.router)
+    app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schema["info"]["x-camara-commonalities"] = "0.8.0"
+    schema["info"]["x-s2cvpn-version"] = __version__
+    schema["servers"] = [{"url": settings.public_url.rstrip("/")}]
+    schema.setdefault("components", {})["securitySchemes"] = {
+        "openId": {
+            "type": "openIdConnect",
+            "openIdConnectUrl": f"{settings.issuer()}/.well-known/openid-configuration",
+            "description": "OAuth 2.0 client credentials; scopes: " + ", ".join(ALL_SCOPES),
+        }
+    }
+    correlator = {
+        "name": "x-correlator",
+        "in": "header",
+        "required": False,
+        "description": "Correlation id for the different services; echoed in the response",
+        "schema": {"type": "string", "pattern": r"^[a-zA-Z0-9-_:;.\/<>{}]{0,256}$", "maxLength": 256, "example": "b4333c46-49c0-4f62-80d7-f0ef930f1c46"},
+    }
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith(settings.api_prefix):
+            continue
+        for operation in operations.values():
+            operation.setdefault("parameters", []).insert(0, correlator)
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,39 @@
+"""The composition root: builds a ``ServiceContext`` from settings (migrations, inventory,
+engine, driver, capacity counters) for the API server, the worker and the CLI alike."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from s2cvpn.clock import Clock, SystemClock
+from s2cvpn.config import Settings
+from s2cvpn.drivers.registry import create_driver
+from s2cvpn.network.loader import load_inventory
+from s2cvpn.service.context import ServiceContext
+from s2cvpn.storage import migrate, reservations
+from s2cvpn.storage.db import create_engine, session_factory
+
+
+@asynccontextmanager
+async def open_context(settings: Settings, *, clock: Clock | None = None, migrate_first: bool = True) -> AsyncIterator[ServiceContext]:
+    inventory = load_inventory(settings.inventory)  # a broken inventory stops start-up here, whole
+    if migrate_first:
+        await asyncio.to_thread(migrate.upgrade, settings.database_url)
+    engine = create_engine(settings.database_url)
+    try:
+        ctx = ServiceContext(
+            settings=settings,
+            engine=engine,
+            db=session_factory(engine),
+            inventory=inventory,
+            driver=create_driver(settings.driver, inventory),
+            clock=clock or SystemClock(),
+        )
+        resource_ids = list(inventory.links) + [f"port:{a}" for a in inventory.attachments]
+        async with ctx.db() as db, db.begin():
+            await reservations.ensure_resources(db, resource_ids)
+        yield ctx
+    finally:
+        await engine.dispose()

@@ -1,0 +1,145 @@
+"""The background worker: runs queued jobs, expires and purges sessions, delivers
+notifications and reconciles the network. ``s2cvpn serve`` embeds one; ``s2cvpn worker``
+runs it alone. Several workers may share one PostgreSQL database: jobs are leased,
+sweeps lock rows with SKIP LOCKED, and every transition is guarded by its expected state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from datetime import timedelta
+
+import httpx
+
+from s2cvpn.errors import DriverError
+from s2cvpn.service import notifications, provisioning
+from s2cvpn.service.context import ServiceContext
+from s2cvpn.storage import jobs as job_store
+from s2cvpn.storage.tables import JobRow
+
+log = logging.getLogger(__name__)
+MAX_JOB_BACKOFF_SECONDS = 60.0
+
+
+class Worker:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._http: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        await self._reconcile_once()
+        self._tasks = [
+            asyncio.create_task(self._loop(self._jobs_and_sweeps), name="s2cvpn-jobs"),
+            asyncio.create_task(self._loop(self._notifications), name="s2cvpn-notify"),
+            asyncio.create_task(self._loop(self._reconcile_periodically), name="s2cvpn-reconcile"),
+        ]
+
+    async def stop(self) -> None:
+        """Graceful: loops finish the job in hand, then exit."""
+        self._stopping.set()
+        self.ctx.work_ready.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                try:
+                    await asyncio.wait_for(task, timeout=15)
+                except TimeoutError:
+                    task.cancel()
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def _loop(self, step) -> None:  # type: ignore[no-untyped-def]
+        while not self._stopping.is_set():
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database outage must not kill the worker: log and go on
+                log.exception("worker step %s failed", getattr(step, "__name__", step))
+                await self._sleep(1.0)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=max(seconds, 0.0))
+
+    async def _wait_for_work(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ctx.work_ready.wait(), timeout=max(seconds, 0.01))
+
+    async def _jobs_and_sweeps(self) -> None:
+        self.ctx.work_ready.clear()  # before looking, so work queued meanwhile wakes the wait below
+        ran = await self.run_due_jobs()
+        ran += await provisioning.expire_due(self.ctx)
+        await provisioning.purge_due(self.ctx)
+        if ran:
+            return
+        poll = self.ctx.settings.worker_poll_seconds
+        upcoming = await provisioning.next_expiry(self.ctx)
+        if upcoming is not None:
+            poll = min(poll, (upcoming - self.ctx.clock.now()).total_seconds())
+        await self._wait_for_work(poll)
+
+    async def run_due_jobs(self, limit: int = 20) -> int:
+        settings = self.ctx.settings
+        async with self.ctx.db() as db:
+            claimed = await job_store.claim(
+                db, worker_id=self.worker_id, now=self.ctx.clock.now(), lease=timedelta(seconds=settings.job_lease_seconds), limit=limit
+            )
+        for job in claimed:
+            if self._stopping.is_set():
+                async with self.ctx.db() as db, db.begin():
+                    await job_store.release_lease(db, job.job_id, self.worker_id)
+                continue
+            await self._run_one(job)
+        return len(claimed)
+
+    async def _run_one(self, job: JobRow) -> None:
+        try:
+            await provisioning.run_job(self.ctx, job)
+        except (DriverError, OSError) as exc:
+            await self._failed(job, f"{type(exc).__name__}: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - an unexpected bug: keep the job, retry later
+            log.exception("job %s (%s) crashed", job.job_id, job.kind)
+            await self._failed(job, f"{type(exc).__name__}: {exc}")
+            return
+        async with self.ctx.db() as db, db.begin():
+            await job_store.finish(db, job.job_id)
+
+    async def _failed(self, job: JobRow, error: str) -> None:
+        settings = self.ctx.settings
+        if job.attempts >= settings.job_max_attempts:
+            await provisioning.give_up(self.ctx, job, error)
+            async with self.ctx.db() as db, db.begin():
+                await job_store.finish(db, job.job_id)
+            return
+        delay = min(settings.worker_poll_seconds * 2**job.attempts, MAX_JOB_BACKOFF_SECONDS)
+        log.warning("job %s (%s) attempt %d failed, retrying in %.1fs: %s", job.job_id, job.kind, job.attempts, delay, error)
+        async with self.ctx.db() as db, db.begin():
+            await job_store.retry_later(db, job.job_id, run_at=self.ctx.clock.now() + timedelta(seconds=delay), error=error)
+
+    async def _notifications(self) -> None:
+        assert self._http is not None
+        sent = await notifications.deliver_due(self.ctx, self._http)
+        if not sent:
+            await self._sleep(min(self.ctx.settings.worker_poll_seconds, 0.25))
+
+    async def _reconcile_once(self) -> None:
+        try:
+            counts = await provisioning.reconcile(self.ctx)
+            if any(counts.values()):
+                log.info("reconciled the network: %s", counts)
+        except DriverError as exc:
+            log.warning("reconciliation skipped, the network driver failed: %s", exc)
+
+    async def _reconcile_periodically(self) -> None:
+        await self._sleep(self.ctx.settings.reconcile_interval_seconds)
+        if not self._stopping.is_set():
+            await self._reconcile_once()

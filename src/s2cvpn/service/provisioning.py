@@ -1,0 +1,162 @@
+"""Making the network follow the database: the job handlers (provision, modify,
+teardown), the expiry and purge sweeps, and reconciliation.
+
+Every handler is idempotent: drivers apply and remove idempotently, and each state
+change is guarded by the state it expects, so a job run twice (after a worker died
+holding its lease) does no harm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from s2cvpn.domain.session import LIVE_STATUSES, Status, StatusInfo
+from s2cvpn.errors import DriverError
+from s2cvpn.service import lifecycle, specs
+from s2cvpn.service.context import ServiceContext
+from s2cvpn.storage.tables import IdempotencyRow, JobRow, SessionRow
+
+log = logging.getLogger(__name__)
+SWEEP_BATCH = 200
+IDEMPOTENCY_KEEP = timedelta(hours=25)
+
+
+async def _locked(db: AsyncSession, session_id: str) -> SessionRow | None:
+    return await db.scalar(select(SessionRow).where(SessionRow.session_id == session_id).with_for_update())
+
+
+async def provision(ctx: ServiceContext, session_id: str) -> None:
+    async with ctx.db() as db:
+        row = await db.get(SessionRow, session_id)
+    if row is None or row.status != Status.REQUESTED:
+        return
+    spec = specs.service_spec(row, ctx.inventory)
+    await asyncio.to_thread(ctx.driver.apply, spec)
+    now = ctx.clock.now()
+    async with ctx.db() as db, db.begin():
+        row = await _locked(db, session_id)
+        if row is None or row.status != Status.REQUESTED:
+            return  # deleted meanwhile: its teardown job removes what we built
+        lifecycle.start(db, ctx, row, now)
+
+
+async def modify(ctx: ServiceContext, session_id: str) -> None:
+    async with ctx.db() as db:
+        row = await db.get(SessionRow, session_id)
+    if row is None or row.status != Status.AVAILABLE:
+        return
+    await asyncio.to_thread(ctx.driver.modify, specs.service_spec(row, ctx.inventory))
+
+
+async def teardown(ctx: ServiceContext, session_id: str, *, delete_after: bool) -> None:
+    await asyncio.to_thread(ctx.driver.remove, session_id)
+    now = ctx.clock.now()
+    async with ctx.db() as db, db.begin():
+        row = await _locked(db, session_id)
+        if row is None:
+            return
+        await lifecycle.release_network(db, row, now)
+        if delete_after or row.status_info == StatusInfo.DELETE_REQUESTED:
+            await db.delete(row)
+
+
+async def give_up(ctx: ServiceContext, job: JobRow, error: str) -> None:
+    """The retry budget is spent: a session that never came up is NETWORK_TERMINATED."""
+    log.error("job %s (%s) for session %s failed for good: %s", job.job_id, job.kind, job.session_id, error)
+    if job.kind not in ("provision", "modify") or job.session_id is None:
+        return
+    now = ctx.clock.now()
+    async with ctx.db() as db, db.begin():
+        row = await _locked(db, job.session_id)
+        if row is not None and row.status in LIVE_STATUSES:
+            await lifecycle.end(db, ctx, row, StatusInfo.NETWORK_TERMINATED, now)
+
+
+async def run_job(ctx: ServiceContext, job: JobRow) -> None:
+    assert job.session_id is not None
+    if job.kind == "provision":
+        await provision(ctx, job.session_id)
+    elif job.kind == "modify":
+        await modify(ctx, job.session_id)
+    elif job.kind == "teardown":
+        await teardown(ctx, job.session_id, delete_after=bool(job.payload.get("delete")))
+    else:
+        raise ValueError(f"unknown job kind {job.kind!r}")
+
+
+async def expire_due(ctx: ServiceContext) -> int:
+    """End every AVAILABLE session whose time is up; the index makes this cost what is due."""
+    now = ctx.clock.now()
+    ended = 0
+    async with ctx.db() as db, db.begin():
+        rows = await db.scalars(
+            select(SessionRow)
+            .where(SessionRow.status == Status.AVAILABLE, SessionRow.expires_at <= now)
+            .order_by(SessionRow.expires_at)
+            .limit(SWEEP_BATCH)
+            .with_for_update(skip_locked=True)
+        )
+        for row in rows.all():
+            await lifecycle.end(db, ctx, row, StatusInfo.DURATION_EXPIRED, now)
+            ended += 1
+    return ended
+
+
+async def next_expiry(ctx: ServiceContext) -> datetime | None:
+    async with ctx.db() as db:
+        return await db.scalar(
+            select(SessionRow.expires_at)
+            .where(SessionRow.status == Status.AVAILABLE)
+            .order_by(SessionRow.expires_at)
+            .limit(1)
+        )
+
+
+async def purge_due(ctx: ServiceContext) -> int:
+    """Forget ended sessions past their retention, once the network is clean."""
+    now = ctx.clock.now()
+    async with ctx.db() as db, db.begin():
+        result = await db.execute(
+            delete(SessionRow).where(
+                SessionRow.status == Status.UNAVAILABLE,
+                SessionRow.purge_at <= now,
+                SessionRow.released_at.is_not(None),
+            )
+        )
+        await db.execute(delete(IdempotencyRow).where(IdempotencyRow.created_at < now - IDEMPOTENCY_KEEP))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def reconcile(ctx: ServiceContext) -> dict[str, int]:
+    """Compare what should exist with what the network holds, and mend the difference."""
+    held = await asyncio.to_thread(ctx.driver.list_services)
+    async with ctx.db() as db:
+        rows = list((await db.scalars(select(SessionRow).where(SessionRow.status == Status.AVAILABLE))).all())
+        pending = set((await db.scalars(select(JobRow.session_id).where(JobRow.session_id.is_not(None)))).all())
+        known = set((await db.scalars(select(SessionRow.session_id).where(SessionRow.released_at.is_(None)))).all())
+    wanted = {row.session_id: row for row in rows}
+    counts = {"reapplied": 0, "removed": 0, "terminated": 0}
+    for session_id, row in wanted.items():
+        if session_id in held or session_id in pending:
+            continue
+        try:
+            await asyncio.to_thread(ctx.driver.apply, specs.service_spec(row, ctx.inventory))
+            counts["reapplied"] += 1
+        except DriverError as exc:
+            log.error("reconcile: session %s cannot be carried any more: %s", session_id, exc)
+            now = ctx.clock.now()
+            async with ctx.db() as db, db.begin():
+                locked = await _locked(db, session_id)
+                if locked is not None and locked.status == Status.AVAILABLE:
+                    await lifecycle.end(db, ctx, locked, StatusInfo.NETWORK_TERMINATED, now)
+                    counts["terminated"] += 1
+    for session_id in held - set(wanted) - pending - known:
+        await asyncio.to_thread(ctx.driver.remove, session_id)
+        counts["removed"] += 1
+    return counts
+

@@ -1,0 +1,65 @@
+"""The durable job queue: rows written with the state change that needs them, claimed
+under a lease so that a crashed worker's job is taken over once its lease runs out.
+
+PostgreSQL claims with ``FOR UPDATE SKIP LOCKED`` so concurrent workers never take the
+same row; SQLite has one writer at a time, which gives the same guarantee.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from s2cvpn.storage.tables import JobRow
+
+
+def enqueue(db: AsyncSession, *, kind: str, session_id: str | None, now: datetime, payload: dict[str, Any] | None = None) -> None:
+    db.add(JobRow(kind=kind, session_id=session_id, payload=payload or {}, run_at=now, attempts=0, created_at=now))
+
+
+async def claim(db: AsyncSession, *, worker_id: str, now: datetime, lease: timedelta, limit: int) -> list[JobRow]:
+    """Lease up to ``limit`` due jobs to this worker (commits)."""
+    statement = (
+        select(JobRow)
+        .where(JobRow.run_at <= now, or_(JobRow.locked_until.is_(None), JobRow.locked_until < now))
+        .order_by(JobRow.run_at, JobRow.job_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    async with db.begin():
+        jobs = list((await db.scalars(statement)).all())
+        for job in jobs:
+            job.locked_until = now + lease
+            job.locked_by = worker_id
+            job.attempts += 1
+    return jobs
+
+
+async def finish(db: AsyncSession, job_id: int) -> None:
+    await db.execute(delete(JobRow).where(JobRow.job_id == job_id))
+
+
+async def retry_later(db: AsyncSession, job_id: int, *, run_at: datetime, error: str) -> None:
+    await db.execute(
+        update(JobRow).where(JobRow.job_id == job_id).values(run_at=run_at, locked_until=None, locked_by=None, last_error=error[:2000])
+    )
+
+
+async def release_lease(db: AsyncSession, job_id: int, worker_id: str) -> None:
+    """Give a job back unchanged (graceful shutdown): the next worker takes it at once."""
+    await db.execute(
+        update(JobRow)
+        .where(JobRow.job_id == job_id, JobRow.locked_by == worker_id)
+        .values(locked_until=None, locked_by=None, attempts=JobRow.attempts - 1)
+    )
+
+
+async def next_run_at(db: AsyncSession) -> datetime | None:
+    return await db.scalar(select(func.min(JobRow.run_at)))
+
+
+async def pending_for(db: AsyncSession, session_id: str) -> list[JobRow]:
+    return list((await db.scalars(select(JobRow).where(JobRow.session_id == session_id))).all())

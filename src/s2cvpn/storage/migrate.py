@@ -1,0 +1,27 @@
+"""Schema migrations with Alembic, run from code (``s2cvpn migrate`` and at ``serve`` start).
+
+Blocking: Alembic drives its own event loop in ``migrations/env.py``, so call this from a
+thread when an event loop is already running.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from s2cvpn.storage.db import async_url
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", async_url(database_url).replace("%", "%%"))
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url), revision)

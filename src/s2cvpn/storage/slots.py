@@ -1,0 +1,53 @@
+"""Pool slots: one small integer per live session, from which every pool value derives.
+
+The primary key makes a slot unique; taking the lowest free one keeps VNIs and subnets
+compact and reusable once a session ends.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from s2cvpn.storage.tables import PoolSlotRow
+
+
+class PoolExhausted(Exception):
+    pass
+
+
+async def _lowest_free(db: AsyncSession, size: int) -> int:
+    first = await db.scalar(select(PoolSlotRow.slot).where(PoolSlotRow.slot == 0))
+    if first is None:
+        return 0
+    nxt = aliased(PoolSlotRow)
+    gap = await db.scalar(
+        select(PoolSlotRow.slot + 1)
+        .outerjoin(nxt, nxt.slot == PoolSlotRow.slot + 1)
+        .where(nxt.slot.is_(None))
+        .order_by(PoolSlotRow.slot)
+        .limit(1)
+    )
+    if gap is None or gap >= size:
+        raise PoolExhausted(f"all {size} resource-pool slots are in use")
+    return int(gap)
+
+
+async def take_slot(db: AsyncSession, session_id: str, size: int) -> int:
+    """Give the session the lowest free slot, in the caller's transaction."""
+    for _ in range(20):
+        slot = await _lowest_free(db, size)
+        try:
+            async with db.begin_nested():
+                db.add(PoolSlotRow(slot=slot, session_id=session_id))
+                await db.flush()
+            return slot
+        except IntegrityError:  # another transaction took it first
+            continue
+    raise PoolExhausted("could not take a resource-pool slot under contention")
+
+
+async def return_slot(db: AsyncSession, session_id: str) -> None:
+    await db.execute(delete(PoolSlotRow).where(PoolSlotRow.session_id == session_id))

@@ -1,0 +1,176 @@
+"""Every row of the contract's error table, each answered as ``{status, code, message}``,
+and a refused request changes nothing."""
+
+from __future__ import annotations
+
+import copy
+import time
+import uuid
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from tests.support.payloads import CLOUD_PE, session_request
+from tests.support.servers import PREFIX, ApiClient, ServerProcess
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] == status and body["code"] == code, body
+    assert isinstance(body["message"], str) and body["message"]
+    assert "Traceback" not in response.text
+    return body  # type: ignore[no-any-return]
+
+
+def _nested_unknown() -> dict[str, Any]:
+    body = session_request()
+    body["customerEdge"]["primaryIpAddress"]["color"] = "blue"
+    return body
+
+
+def _wrong_family() -> dict[str, Any]:
+    body = session_request()
+    body["customerEdge"]["primaryIpAddress"] = {"ipv4Address": "2001:db8::1"}
+    return body
+
+
+def _no_secondaries() -> dict[str, Any]:
+    return session_request(isProtected=True)
+
+
+INVALID_BODIES = {
+    "unknown top-level property": session_request(colour="red"),
+    "unknown nested property": _nested_unknown(),
+    "bad enum": session_request(sla="AAAA"),
+    "wrong address family": _wrong_family(),
+    "string bandwidth": session_request(bandwidth="100"),  # type: ignore[arg-type]
+    "missing required field": {k: v for k, v in session_request().items() if k != "sla"},
+    "protected without secondary addresses": _no_secondaries(),
+    "customerAsn with static routing": session_request(customerAsn=65001),
+    "BGP without customerAsn": session_request(routeProtocol="BGP"),
+    "empty application servers": session_request(applicationServers=[]),
+    "bad duration unit": session_request(duration={"value": 1, "unit": "weeks"}),
+    "port range reversed": session_request(applicationFlows=[{"protocol": "TCP", "serverPorts": {"ranges": [{"from": 9, "to": 1}]}}]),
+}
+
+OUT_OF_RANGE_BODIES = {
+    "bandwidth 0": session_request(bandwidth=0),
+    "bandwidth too large": session_request(bandwidth=1_000_001),
+    "latency 0": session_request(maxLatency=0),
+    "latency too large": session_request(maxLatency=10_001),
+    "port too large": session_request(applicationFlows=[{"protocol": "TCP", "serverPorts": {"ports": [70000]}}]),
+    "duration over maximum": session_request(duration={"value": 6, "unit": "years"}),
+    "negative duration": session_request(duration={"value": -1, "unit": "hours"}),
+}
+
+
+@pytest.mark.parametrize("body", INVALID_BODIES.values(), ids=INVALID_BODIES.keys())
+def test_invalid_argument(client: ApiClient, body: dict[str, Any]) -> None:
+    assert_error(client.post("/sessions", json=body), 400, "INVALID_ARGUMENT")
+    assert client.get("/sessions").json()["pagination"]["totalCount"] == 0
+
+
+@pytest.mark.parametrize("body", OUT_OF_RANGE_BODIES.values(), ids=OUT_OF_RANGE_BODIES.keys())
+def test_out_of_range(client: ApiClient, body: dict[str, Any]) -> None:
+    assert_error(client.post("/sessions", json=body), 400, "OUT_OF_RANGE")
+    assert client.get("/sessions").json()["pagination"]["totalCount"] == 0
+
+
+def test_body_not_json_missing_or_wrong_media_type(client: ApiClient) -> None:
+    assert_error(client.post("/sessions", content=b"{not json", headers={"content-type": "application/json"}), 400, "INVALID_ARGUMENT")
+    assert_error(client.post("/sessions", content=b"", headers={"content-type": "application/json"}), 400, "INVALID_ARGUMENT")
+    assert_error(client.post("/sessions", content=b"sla=A", headers={"content-type": "text/plain"}), 415, "UNSUPPORTED_MEDIA_TYPE")
+    assert_error(client.post("/sessions", json=[1, 2]), 400, "INVALID_ARGUMENT")
+
+
+def test_x_correlator_is_echoed_and_checked(client: ApiClient) -> None:
+    ok = client.get("/sessions", headers={"x-correlator": "b4333c46-49c0-4f62-80d7-f0ef930f1c46"})
+    assert ok.headers["x-correlator"] == "b4333c46-49c0-4f62-80d7-f0ef930f1c46"
+    error = client.get(f"/sessions/{uuid.uuid4()}", headers={"x-correlator": "abc-123"})
+    assert error.status_code == 404 and error.headers["x-correlator"] == "abc-123"
+    bad = client.get("/sessions", headers={"x-correlator": "no spaces allowed"})
+    assert_error(bad, 400, "INVALID_ARGUMENT")
+    assert "x-correlator" not in bad.headers
+
+
+def test_malformed_session_id_and_unknown_session(client: ApiClient) -> None:
+    assert_error(client.get("/sessions/not-a-uuid"), 400, "INVALID_ARGUMENT")
+    assert_error(client.get(f"/sessions/{uuid.uuid4()}"), 404, "NOT_FOUND")
+    assert_error(client.patch(f"/sessions/{uuid.uuid4()}", json={"sla": "AA"}), 404, "NOT_FOUND")
+    assert_error(client.delete(f"/sessions/{uuid.uuid4()}"), 404, "NOT_FOUND")
+
+
+def test_tokens_missing_malformed_forged_expired(server: ServerProcess, client: ApiClient) -> None:
+    url = f"{server.url}{PREFIX}/sessions"
+    assert_error(httpx.get(url), 401, "UNAUTHENTICATED")
+    assert_error(httpx.get(url, headers={"Authorization": "Bearer not.a.jwt"}), 401, "UNAUTHENTICATED")
+    assert_error(httpx.get(url, headers={"Authorization": "Basic abc"}), 401, "UNAUTHENTICATED")
+    claims = jwt.decode(client.token, options={"verify_signature": False})
+    forged = jwt.encode({**claims, "scope": claims["scope"]}, "secret", algorithm="HS256")
+    assert_error(httpx.get(url, headers={"Authorization": f"Bearer {forged}"}), 401, "UNAUTHENTICATED")
+    unsigned = jwt.encode({**claims, "exp": int(time.time()) + 60}, None, algorithm="none")
+    assert_error(httpx.get(url, headers={"Authorization": f"Bearer {unsigned}"}), 401, "UNAUTHENTICATED")
+
+
+def test_scope_missing_is_403(server: ServerProcess) -> None:
+    with server.api_client(name="reader", scopes=("site-to-cloud-vpn:sessions:read",)) as reader:
+        assert reader.get("/sessions").status_code == 200
+        assert_error(reader.post("/sessions", json=session_request()), 403, "PERMISSION_DENIED")
+        assert_error(reader.post("/assessment", json={}), 403, "PERMISSION_DENIED")
+
+
+def test_other_clients_session_is_403_everywhere(client: ApiClient, other_client: ApiClient) -> None:
+    session_id = client.post("/sessions", json=session_request()).json()["sessionId"]
+    client.wait_status(session_id, "AVAILABLE")
+    assert_error(other_client.get(f"/sessions/{session_id}"), 403, "PERMISSION_DENIED")
+    assert_error(other_client.patch(f"/sessions/{session_id}", json={"sla": "AA"}), 403, "PERMISSION_DENIED")
+    extend = {"requestedAdditionalDuration": {"value": 1, "unit": "hours"}}
+    assert_error(other_client.post(f"/sessions/{session_id}/extend", json=extend), 403, "PERMISSION_DENIED")
+    assert_error(other_client.delete(f"/sessions/{session_id}"), 403, "PERMISSION_DENIED")
+    assert client.get(f"/sessions/{session_id}").json()["status"] == "AVAILABLE"
+
+
+def test_duplicate_active_session_is_409(client: ApiClient) -> None:
+    body = session_request()
+    assert client.post("/sessions", json=body).status_code == 201
+    assert_error(client.post("/sessions", json=copy.deepcopy(body)), 409, "ALREADY_EXISTS")
+
+
+def test_patch_and_extend_when_not_available_is_409(client: ApiClient) -> None:
+    session_id = client.post("/sessions", json=session_request()).json()["sessionId"]
+    client.wait_status(session_id, "AVAILABLE")
+    client.delete(f"/sessions/{session_id}")
+    response = client.patch(f"/sessions/{session_id}", json={"sla": "AA"})
+    if response.status_code != 404:  # teardown may already be done
+        assert_error(response, 409, "INCOMPATIBLE_STATE")
+        extend = client.post(f"/sessions/{session_id}/extend", json={"requestedAdditionalDuration": {"value": 1, "unit": "hours"}})
+        assert_error(extend, 409, "INCOMPATIBLE_STATE")
+
+
+def test_location_not_served(client: ApiClient) -> None:
+    body = assert_error(client.post("/sessions", json=session_request(ce="192.0.2.10")), 422, "SITE_TO_CLOUD_VPN.LOCATION_NOT_SERVED")
+    assert "192.0.2.10" in body["message"]
+    assert_error(client.post("/sessions", json=session_request(pe="192.0.2.1")), 422, "SITE_TO_CLOUD_VPN.LOCATION_NOT_SERVED")
+    assert client.get("/sessions").json()["pagination"]["totalCount"] == 0
+
+
+def test_insufficient_resources_names_the_reason(client: ApiClient) -> None:
+    too_big = assert_error(client.post("/sessions", json=session_request(bandwidth=5000)), 422, "SITE_TO_CLOUD_VPN.INSUFFICIENT_RESOURCES")
+    assert "capacity" in too_big["message"].lower() or "port" in too_big["message"].lower()
+    too_fast = assert_error(client.post("/sessions", json=session_request(maxLatency=1, pe=CLOUD_PE)), 422, "SITE_TO_CLOUD_VPN.INSUFFICIENT_RESOURCES")
+    assert "latency" in too_fast["message"].lower()
+    assert client.get("/sessions").json()["pagination"]["totalCount"] == 0
+
+
+def test_private_sink_refused_unless_allowed(client: ApiClient) -> None:
+    """The test server allows private sinks; plain https rules still apply to the scheme."""
+    response = client.post("/sessions", json=session_request(sink="ftp://example.com/x"))
+    assert_error(response, 400, "INVALID_ARGUMENT")
+
+
+def test_unknown_path_and_method(client: ApiClient) -> None:
+    assert_error(client.get("/nothing-here"), 404, "NOT_FOUND")
+    assert_error(client.put(f"/sessions/{uuid.uuid4()}", json={}), 405, "METHOD_NOT_ALLOWED")

@@ -1,0 +1,1 @@
+"""Checks of the deployment artifacts: Dockerfile, deploy/compose.yaml, deploy/k8s/."""

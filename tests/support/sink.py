@@ -1,0 +1,59 @@
+"""A real HTTP server that receives notifications and remembers them."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class Sink:
+    """Records every POST; ``answer`` sets the status it replies with (204 by default)."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.answer = 204
+        self._lock = threading.Lock()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("content-length", "0"))
+                raw = self.rfile.read(length)
+                with sink._lock:
+                    sink.received.append(
+                        {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": json.loads(raw or b"null")}
+                    )
+                    status = sink.answer
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> Sink:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def events_for(self, session_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.received if (r["body"] or {}).get("data", {}).get("sessionId") == session_id]
+
+    def wait_for(self, session_id: str, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            events = self.events_for(session_id)
+            if len(events) >= count:
+                return events
+            time.sleep(0.05)
+        raise AssertionError(f"sink got {len(self.events_for(session_id))} events for {session_id}, expected {count}")
