@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from s2cvpn import __version__
-from s2cvpn.api import assessment, handlers, health, oauth, sessions
+from s2cvpn.api import assessment, docs, handlers, health, oauth, sessions
 from s2cvpn.api.middleware import GuardMiddleware
 from s2cvpn.auth.tokens import TokenService
 from s2cvpn.bootstrap import open_context
@@ -81,10 +81,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None, embed_worker: 
 def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes, tags=docs.TAGS)
     schema["info"]["x-camara-commonalities"] = "0.8.0"
     schema["info"]["x-s2cvpn-version"] = __version__
-    schema["servers"] = [{"url": settings.public_url.rstrip("/")}]
+    schema["servers"] = [
+        {
+            "url": "{apiRoot}",
+            "variables": {"apiRoot": {"default": settings.public_url.rstrip("/"), "description": "API root: scheme, host and port"}},
+        }
+    ]
     schema.setdefault("components", {})["securitySchemes"] = {
         "openId": {
             "type": "openIdConnect",
@@ -92,17 +97,5 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
             "description": "OAuth 2.0 client credentials; scopes: " + ", ".join(ALL_SCOPES),
         }
     }
-    correlator = {
-        "name": "x-correlator",
-        "in": "header",
-        "required": False,
-        "description": "Correlation id for the different services; echoed in the response",
-        "schema": {"type": "string", "pattern": r"^[a-zA-Z0-9-_:;.\/<>{}]{0,256}$", "maxLength": 256, "example": "b4333c46-49c0-4f62-80d7-f0ef930f1c46"},
-    }
-    for path, operations in schema.get("paths", {}).items():
-        if not path.startswith(settings.api_prefix):
-            continue
-        for operation in operations.values():
-            operation.setdefault("parameters", []).insert(0, correlator)
-    app.openapi_schema = schema
-    return schema
+    app.openapi_schema = docs.finish(schema, api_prefix=settings.api_prefix)
+    return app.openapi_schema

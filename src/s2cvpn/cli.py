@@ -19,8 +19,15 @@ sessions_app = typer.Typer(help="Operator views of sessions.", no_args_is_help=T
 app.add_typer(sessions_app, name="sessions")
 
 
+# Libraries that log statement parameters or request headers at DEBUG: kept at WARNING so
+# that secrets (sink credentials, tokens) never reach the log, whatever the level asked.
+QUIET_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy", "httpx", "httpcore", "hpack", "multipart")
+
+
 def _logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @app.command()

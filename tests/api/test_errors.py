@@ -140,14 +140,13 @@ def test_duplicate_active_session_is_409(client: ApiClient) -> None:
 
 
 def test_patch_and_extend_when_not_available_is_409(client: ApiClient) -> None:
-    session_id = client.post("/sessions", json=session_request()).json()["sessionId"]
-    client.wait_status(session_id, "AVAILABLE")
-    client.delete(f"/sessions/{session_id}")
-    response = client.patch(f"/sessions/{session_id}", json={"sla": "AA"})
-    if response.status_code != 404:  # teardown may already be done
-        assert_error(response, 409, "INCOMPATIBLE_STATE")
-        extend = client.post(f"/sessions/{session_id}/extend", json={"requestedAdditionalDuration": {"value": 1, "unit": "hours"}})
-        assert_error(extend, 409, "INCOMPATIBLE_STATE")
+    """An expired session stays readable for the retention (3 s on the test server)."""
+    body = session_request(duration={"value": 0.02, "unit": "minutes"})
+    session_id = client.post("/sessions", json=body).json()["sessionId"]
+    client.wait_status(session_id, "UNAVAILABLE")
+    assert_error(client.patch(f"/sessions/{session_id}", json={"sla": "AA"}), 409, "INCOMPATIBLE_STATE")
+    extend = client.post(f"/sessions/{session_id}/extend", json={"requestedAdditionalDuration": {"value": 1, "unit": "hours"}})
+    assert_error(extend, 409, "INCOMPATIBLE_STATE")
 
 
 def test_location_not_served(client: ApiClient) -> None:

@@ -142,3 +142,34 @@ def test_token_survives_a_restart(fresh_database_url: str, tmp_path: Path) -> No
             assert httpx.get(f"{server.url}/.well-known/jwks.json").json()["keys"]
     finally:
         server.stop()
+
+
+def test_secrets_never_reach_responses_or_logs(fresh_database_url: str, tmp_path: Path) -> None:
+    """Client secret, access token and sink credential stay out of every answer and log line."""
+    server = ServerProcess(database_url=fresh_database_url, port=free_port(), workdir=tmp_path, log_level="debug")
+    server.start()
+    try:
+        from tests.support.servers import register_client
+
+        client_id, secret = register_client(fresh_database_url, "secretive")
+        token = server.token(client_id, secret)
+        bad = httpx.post(f"{server.url}/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret + "x"))
+        assert bad.status_code == 401
+        with Sink() as failing:
+            failing.answer = 500
+            api = ApiClient(server.url, token, client_id)
+            body = session_request(sink=failing.url, sinkCredential=_credential("sink-credential-xyz"))
+            created = api.post("/sessions", json=body)
+            session_id = created.json()["sessionId"]
+            failing.wait_for(session_id, 2)
+            answers = created.text + api.get(f"/sessions/{session_id}").text + api.get("/sessions").text
+            api.close()
+        for secret_text in (secret, token, "sink-credential-xyz"):
+            assert secret_text not in answers
+        server.stop()
+        log = server.log.read_text()
+        assert "DEBUG" in log or "INFO" in log  # the log was really written at a verbose level
+        for secret_text in (secret, token, "sink-credential-xyz"):
+            assert secret_text not in log
+    finally:
+        server.stop()

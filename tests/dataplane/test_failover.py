@@ -38,5 +38,6 @@ def test_protected_session_survives_a_primary_link_failure(driver: NetnsDriver) 
     line = next(line for line in out.splitlines() if "received" in line)
     sent, received = int(line.split()[0]), int(line.split(",")[1].split()[0])
     lost_s = (sent - received) * INTERVAL_S
+    print(f"failover: lost {sent - received} of {sent} pings at {INTERVAL_S * 1000:.0f} ms = {lost_s:.2f} s")
     assert received > 0.5 * sent, out
     assert lost_s <= 1.0, f"lost {sent - received} of {sent} pings ({lost_s:.2f} s): {out}"

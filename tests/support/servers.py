@@ -84,7 +84,10 @@ class ApiClient(httpx.Client):
 class ServerProcess:
     """``python -m s2cvpn serve`` on a free port, stopped (or killed) by the test."""
 
-    def __init__(self, *, database_url: str, port: int, workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *, database_url: str, port: int, workdir: Path, env: dict[str, str] | None = None, log_level: str = "warning"
+    ) -> None:
+        self.log_level = log_level
         self.database_url = database_url
         self.port = port
         self.workdir = workdir
@@ -105,7 +108,7 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> None:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "s2cvpn", "serve", "--port", str(self.port), "--log-level", "warning"],
+                [sys.executable, "-m", "s2cvpn", "serve", "--port", str(self.port), "--log-level", self.log_level],
                 env=self.env,
                 cwd=self.workdir,
                 stdout=log,

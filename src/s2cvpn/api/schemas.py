@@ -12,9 +12,21 @@ import ipaddress
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    model_validator,
+)
 
 XCORRELATOR_PATTERN = r"^[a-zA-Z0-9-_:;.\/<>{}]{0,256}$"
+DateTime = Annotated[datetime, WithJsonSchema({"type": "string", "format": "date-time", "maxLength": 64})]
 
 
 class RequestModel(BaseModel):
@@ -139,7 +151,11 @@ DurationUnit = Literal["minutes", "hours", "days", "months", "years"]
 class Duration(RequestModel):
     """A length of time; a month is 730 hours and a year 8760 hours."""
 
-    value: Annotated[StrictFloat | StrictInt, Field(gt=0, le=1_000_000_000)] = Field(description="How many units")
+    value: Annotated[
+        StrictFloat | StrictInt,
+        Field(gt=0, le=1_000_000_000),
+        WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000_000}),
+    ] = Field(description="How many units")
     unit: DurationUnit = Field(description="The unit of value")
 
 
@@ -148,7 +164,7 @@ class SinkCredential(RequestModel):
 
     credentialType: Literal["ACCESSTOKEN"] = Field(description="Only ACCESSTOKEN is supported")
     accessToken: Annotated[StrictStr, Field(min_length=1, max_length=4096)] = Field(description="Bearer token for the sink")
-    accessTokenExpiresUtc: datetime = Field(description="When the access token expires (RFC 3339 with a time zone)")
+    accessTokenExpiresUtc: DateTime = Field(description="When the access token expires (RFC 3339 with a time zone)")
     accessTokenType: Literal["bearer"] = Field(description="Token type")
 
     @model_validator(mode="after")
@@ -231,75 +247,91 @@ class ExtendRequest(RequestModel):
     requestedAdditionalDuration: Duration = Field(description="Time to add to the session")
 
 
+Count = Annotated[int, Field(ge=0, le=2_147_483_647, json_schema_extra={"format": "int32"})]
+Measure = Annotated[float, Field(ge=0, le=1_000_000_000)]
+
+
 class Rent(ResponseModel):
-    amount: float = Field(description="Monthly price")
+    amount: Measure = Field(description="Monthly price")
     currency: str = Field(max_length=3, description="ISO 4217 currency code")
 
 
 class AssessmentOption(ResponseModel):
-    sla: Sla
-    rent: Rent
-    waitDays: int | None = Field(None, ge=1, le=3650, json_schema_extra={"format": "int32"}, description="Days until the capacity exists")
-    estimatedLatency: float = Field(description="Estimated one-way latency in ms")
+    sla: Sla = Field(description="The availability tier this option offers")
+    rent: Rent = Field(description="Monthly rent of the connection in this tier")
+    waitDays: Annotated[int, Field(ge=1, le=3650, json_schema_extra={"format": "int32"})] | None = Field(
+        None, description="Days until the capacity exists"
+    )
+    estimatedLatency: Measure = Field(description="Estimated one-way latency in ms")
 
 
 class AssessmentResult(ResponseModel):
-    feasible: bool
-    options: list[AssessmentOption] = Field(max_length=3)
-    contextCode: str | None = Field(None, max_length=96)
-    contextMessage: str | None = Field(None, max_length=512)
+    feasible: bool = Field(description="Whether at least one tier can be provided")
+    options: list[AssessmentOption] = Field(max_length=3, description="One option per tier the network can carry")
+    contextCode: str | None = Field(None, max_length=96, description="Why the connection is not feasible (SITE_TO_CLOUD_VPN.*)")
+    contextMessage: str | None = Field(None, max_length=512, description="Human-readable explanation of contextCode")
 
 
 class DurationHours(ResponseModel):
-    value: float
-    unit: Literal["hours"] = "hours"
+    """A length of time in hours."""
+
+    value: Measure = Field(description="How many hours")
+    unit: Literal["hours"] = Field("hours", description="Always hours")
 
 
 class SessionInfo(ResponseModel):
     """A session as the API returns it: the request (without credential) plus its state."""
 
-    sessionId: str = Field(max_length=36, json_schema_extra={"format": "uuid"})
-    serviceName: str | None = Field(None, max_length=64)
-    customerEdge: Edge
-    providerEdge: Edge
-    applicationServers: list[Address] = Field(max_length=16)
-    applicationFlows: list[Flow] | None = Field(None, max_length=16)
-    isProtected: bool
-    sla: Sla
-    guaranteeBandwidth: int
-    maxLatency: int | None = None
-    routeProtocol: Literal["static", "BGP"]
-    customerAsn: int | None = None
-    duration: Duration
-    sink: str | None = Field(None, max_length=2048)
-    status: Literal["REQUESTED", "AVAILABLE", "UNAVAILABLE"]
-    statusInfo: Literal["DURATION_EXPIRED", "NETWORK_TERMINATED", "DELETE_REQUESTED"] | None = None
-    createdAt: datetime
-    startedAt: datetime | None = None
-    expiresAt: datetime | None = None
-    servicedDuration: DurationHours
-    resourceGroupId: str | None = Field(None, max_length=64)
-    cloudGatewayIp: str | None = Field(None, max_length=45)
-    providerAsn: int | None = None
-    actualSla: Sla | None = None
-    actualGuaranteeBandwidth: int | None = None
-    actualLatency: float | None = None
-    actualPacketLossRate: float | None = None
+    sessionId: str = Field(max_length=36, json_schema_extra={"format": "uuid"}, description="Session identifier chosen by the server")
+    serviceName: str | None = Field(None, max_length=64, description="The name given at creation")
+    customerEdge: Edge = Field(description="The customer edge router (CE)")
+    providerEdge: Edge = Field(description="The cloud provider edge (PE)")
+    applicationServers: list[Address] = Field(max_length=16, description="Application servers behind the PE")
+    applicationFlows: list[Flow] | None = Field(None, max_length=16, description="The flows carried; absent: all traffic")
+    isProtected: bool = Field(description="Whether the VPN uses two diverse paths")
+    sla: Sla = Field(description="Availability tier")
+    guaranteeBandwidth: Bandwidth = Field(description="Guaranteed bandwidth in Mbps")
+    maxLatency: Latency | None = Field(None, description="Upper bound of one-way latency in ms")
+    routeProtocol: Literal["static", "BGP"] = Field(description="Routing between CE and PE")
+    customerAsn: Asn | None = Field(None, description="The customer's AS number (BGP)")
+    duration: Duration = Field(description="The granted duration, in hours, after extensions")
+    sink: str | None = Field(None, max_length=2048, description="URL receiving CloudEvents about this session")
+    status: Literal["REQUESTED", "AVAILABLE", "UNAVAILABLE"] = Field(description="Session status")
+    statusInfo: Literal["DURATION_EXPIRED", "NETWORK_TERMINATED", "DELETE_REQUESTED"] | None = Field(
+        None, description="Why the session is UNAVAILABLE; present only then"
+    )
+    createdAt: DateTime = Field(description="When the session was accepted (RFC 3339 with a time zone)")
+    startedAt: DateTime | None = Field(None, description="When it became AVAILABLE (RFC 3339 with a time zone); absent while REQUESTED")
+    expiresAt: DateTime | None = Field(None, description="When it ends or ended (RFC 3339 with a time zone); absent while REQUESTED")
+    servicedDuration: DurationHours = Field(description="Time in service since startedAt (frozen at the end)")
+    resourceGroupId: str | None = Field(None, max_length=64, description="The provider's identifier of the network resources")
+    cloudGatewayIp: str | None = Field(None, max_length=45, description="Provider-side gateway address the CE routes to")
+    providerAsn: Asn | None = Field(None, description="The provider's AS number for the CE's BGP session")
+    actualSla: Sla | None = Field(None, description="Measured (or planned) availability tier")
+    actualGuaranteeBandwidth: Bandwidth | None = Field(None, description="Measured (or planned) bandwidth in Mbps")
+    actualLatency: Measure | None = Field(None, description="Measured (or planned) one-way latency in ms")
+    actualPacketLossRate: Measure | None = Field(None, description="Measured packet loss rate")
 
 
 class Pagination(ResponseModel):
-    page: int
-    perPage: int
-    totalCount: int
-    totalPages: int
+    """Where this page sits in the caller's sessions."""
+
+    page: Count = Field(description="This page, from 1")
+    perPage: Count = Field(description="Items per page")
+    totalCount: Count = Field(description="Sessions of the caller in all pages")
+    totalPages: Count = Field(description="Number of pages")
 
 
 class SessionList(ResponseModel):
-    items: list[SessionInfo] = Field(max_length=100)
-    pagination: Pagination
+    """A page of the caller's sessions."""
+
+    items: list[SessionInfo] = Field(max_length=100, description="The sessions of this page, oldest first")
+    pagination: Pagination = Field(description="Page position and totals")
 
 
 class ErrorInfo(ResponseModel):
-    status: int = Field(ge=100, le=599, json_schema_extra={"format": "int32"})
-    code: str = Field(max_length=96)
-    message: str = Field(max_length=512)
+    """The CAMARA error body."""
+
+    status: int = Field(ge=100, le=599, json_schema_extra={"format": "int32"}, description="HTTP status code of the response")
+    code: str = Field(max_length=96, description="CAMARA error code (SCREAMING_SNAKE_CASE)")
+    message: str = Field(max_length=512, description="Human-readable explanation")

@@ -272,7 +272,7 @@ class TokenService:
                 algorithms=[alg],
                 audience=audience,
                 issuer=issuer,
-                options={"require": ["exp", "iat", "iss", "aud"], "verify_exp": False, "verify_nbf": False,
+                options={"require": ["exp", "iss", "aud"], "verify_exp": False, "verify_nbf": False,
                          "verify_iat": False},
             )
         except jwt.InvalidAudienceError as exc:
@@ -291,7 +291,7 @@ class TokenService:
                 raise _refuse(f"token {name} claim is not a number")
         if claims["exp"] <= at - LEEWAY_SECONDS:
             raise _refuse("token expired")
-        if claims.get("nbf", 0) > at + LEEWAY_SECONDS or claims["iat"] > at + LEEWAY_SECONDS:
+        if claims.get("nbf", 0) > at + LEEWAY_SECONDS or claims.get("iat", 0) > at + LEEWAY_SECONDS:
             raise _refuse("token not yet valid")
         return claims
 

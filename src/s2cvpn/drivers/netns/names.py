@@ -110,6 +110,15 @@ def tunnel_endpoints(slot: int, path: int) -> tuple[str, str]:
     return str(ipaddress.IPv4Address(base)), str(ipaddress.IPv4Address(base + 1))
 
 
+MAC_ROLES = {"pe": 1, "ce": 2, "vxlan": 3, "server": 4}
+
+
+def mac(slot: int, path: int, role: str) -> str:
+    """A fixed, locally administered MAC for a session device: neighbours can be seeded
+    at build time instead of waiting for ARP/ND (see vpn.py)."""
+    return f"02:5c:{(slot >> 16) & 0xFF:02x}:{(slot >> 8) & 0xFF:02x}:{slot & 0xFF:02x}:{path * 16 + MAC_ROLES[role]:02x}"
+
+
 def link_addresses(index: int) -> tuple[str, str]:
     """(a side, b side) addresses of backbone link number ``index`` (a /31)."""
     base = int(LINK_NET.network_address) + 2 * index

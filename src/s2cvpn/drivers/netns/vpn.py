@@ -27,7 +27,7 @@ from pathlib import Path
 
 from s2cvpn.drivers.base import ServiceSpec
 from s2cvpn.drivers.netns import bgp, filters, runner, shaping, topology
-from s2cvpn.drivers.netns.names import VXLAN_PORT, Names, overlay, tunnel_endpoints
+from s2cvpn.drivers.netns.names import VXLAN_PORT, Names, mac, overlay, tunnel_endpoints
 from s2cvpn.errors import DriverRejected, DriverUnavailable
 from s2cvpn.network.inventory import Inventory
 
@@ -153,12 +153,13 @@ def build(inventory: Inventory, names: Names, lay: Layout, run_dir: Path) -> Non
     for p in lay.paths:
         if p.ce_link:
             root.append(
-                f"link add {names.pe_side(p.index)} netns {p.access_ns} type veth "
-                f"peer name {names.ce_side(lay.slot, p.index)} netns {p.ce_ns}"
+                f"link add {names.pe_side(p.index)} address {mac(lay.slot, p.index, 'pe')} netns {p.access_ns} "
+                f"type veth peer name {names.ce_side(lay.slot, p.index)} address {mac(lay.slot, p.index, 'ce')} "
+                f"netns {p.ce_ns}"
             )
         root.append(
             f"link add {names.cloud_side(p.index)} netns {p.cloud_ns} type veth "
-            f"peer name {names.server_side(p.index)} netns {lay.server_ns}"
+            f"peer name {names.server_side(p.index)} address {mac(lay.slot, p.index, 'server')} netns {lay.server_ns}"
         )
     runner.run(runner.ip_batch(root))
     # 2. tunnels and pinned underlay routes, one batch per router on the paths
@@ -216,10 +217,13 @@ def _router_lines(inventory: Inventory, names: Names, lay: Layout, links: dict[s
             if i > 0:  # toward the access end
                 _dev, _addr, peer = topology.link_end(names, links[p.links[i - 1]], node)
                 lines.append(f"route replace {near}/32 via {peer}")
-        for node, local, remote, ns in ((p.nodes[0], near, far, p.access_ns), (p.nodes[-1], far, near, p.cloud_ns)):
+        ends = ((p.nodes[0], near, far, p.access_ns, f" address {mac(lay.slot, p.index, 'vxlan')}"),
+                (p.nodes[-1], far, near, p.cloud_ns, ""))  # the cloud end is a bridge port: its own MAC
+        for node, local, remote, ns, address in ends:
             out[node] += [
                 f"addr replace {local}/32 dev lo",
-                f"link add {vx} mtu 1500 type vxlan id {vni} local {local} remote {remote} dstport {VXLAN_PORT + p.index}",
+                f"link add {vx}{address} mtu 1500 type vxlan id {vni} local {local} remote {remote} "
+                f"dstport {VXLAN_PORT + p.index}",
                 f"link set {vx} netns {ns}",
             ]
     return out
@@ -230,6 +234,14 @@ def _host(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
     if net.num_addresses <= 2:
         return str(net.network_address)
     return str(net.network_address + 1)
+
+
+def _seed(dev: str, lladdr: str, *addresses: str) -> list[str]:
+    """Neighbour entries known in advance (the peer's MAC is fixed), left STALE: the first
+    packet goes out at once, and the kernel still confirms them with unicast probes, so a
+    dead peer turns FAILED (which failover relies on). Without them the first IPv6
+    packets wait for the peer to join its solicited-node group, up to a second."""
+    return [f"neigh replace {a} lladdr {lladdr} dev {dev} nud stale" for a in addresses]
 
 
 def _multipath(hops: list[tuple[str, str, int]]) -> str:
@@ -252,6 +264,7 @@ def _vrf_job(names: Names, lay: Layout, ns: str) -> runner.Job:
             f"ntable change name arp_cache dev {vx} {NEIGH}",
             f"ntable change name ndisc_cache dev {vx} {NEIGH}",
         ]
+        lines += _seed(vx, mac(lay.slot, p.index, "server"), overlay(p.index, 4, "cloud"), overlay(p.index, 6, "cloud"))
     ce_paths = [p for p in mine if p.ce_link]
     for p in ce_paths:
         dev = names.pe_side(p.index)
@@ -260,6 +273,8 @@ def _vrf_job(names: Names, lay: Layout, ns: str) -> runner.Job:
             f"addr add {spec.allocation.p2p_ipv6[p.index][0]}/127 dev {dev} nodad",
             f"link set {dev} up",
         ]
+        alloc4, alloc6 = spec.allocation.p2p_ipv4[p.index], spec.allocation.p2p_ipv6[p.index]
+        lines += _seed(dev, mac(lay.slot, p.index, "ce"), str(alloc4[1]), str(alloc6[1]))
     for server in spec.application_servers:
         hops = [(overlay(p.index, server.version, "cloud"), names.vxlan(lay.slot, p.index), WEIGHTS[p.index]) for p in mine]
         lines.append(f"route replace {server} {_multipath(hops)}")
@@ -315,6 +330,7 @@ def _server_job(names: Names, lay: Layout) -> runner.Job:
             f"ntable change name arp_cache dev {dev} {NEIGH}",
             f"ntable change name ndisc_cache dev {dev} {NEIGH}",
         ]
+        lines += _seed(dev, mac(lay.slot, p.index, "vxlan"), overlay(p.index, 4, "pe"), overlay(p.index, 6, "pe"))
     for version in (4, 6):
         hops = [(overlay(p.index, version, "pe"), names.server_side(p.index), WEIGHTS[p.index]) for p in lay.paths]
         lines.append(f"route replace {'::/0' if version == 6 else '0.0.0.0/0'} {_multipath(hops)}")
@@ -325,8 +341,9 @@ def _server_job(names: Names, lay: Layout) -> runner.Job:
 def _script(sysctls: str, devices: list[str], ip_lines: list[str]) -> str:
     """sysctls, then no IPv6 DAD on the session's devices (they arrived in the namespace
     before its defaults were set; a tentative link-local address cannot send ND
-    solicitations), then one ip batch."""
-    dad = " ".join(f"net.ipv6.conf.{dev}.accept_dad=0" for dev in devices)
+    solicitations; and addresses join their solicited-node group only after a random
+    delay of up to rtr_solicit_delay, 1 s by default), then one ip batch."""
+    dad = " ".join(f"net.ipv6.conf.{dev}.accept_dad=0 net.ipv6.conf.{dev}.router_solicitation_delay=0" for dev in devices)
     return f"sysctl -qw {sysctls} {dad}\nip -batch - <<'EOF'\n" + "\n".join(ip_lines) + "\nEOF\n"
 
 
@@ -348,6 +365,7 @@ def _ce_job(names: Names, lay: Layout, p: PathLayout) -> runner.Job:
     pe4, ce4 = spec.allocation.p2p_ipv4[p.index][0], spec.allocation.p2p_ipv4[p.index][1]
     pe6, ce6 = spec.allocation.p2p_ipv6[p.index][0], spec.allocation.p2p_ipv6[p.index][1]
     lines = [f"addr add {ce4}/31 dev {dev}", f"addr add {ce6}/127 dev {dev} nodad", f"link set {dev} up"]
+    lines += _seed(dev, mac(lay.slot, p.index, "pe"), str(pe4), str(pe6))
     lan = lan_hosts(spec)
     for version, host in lan.items():
         lines.append(f"addr replace {host}/128 dev {dev} nodad" if version == 6 else f"addr replace {host}/32 dev {dev}")
@@ -356,7 +374,7 @@ def _ce_job(names: Names, lay: Layout, p: PathLayout) -> runner.Job:
             via = pe4 if server.version == 4 else pe6
             src = f" src {lan[server.version]}" if server.version in lan else ""
             lines.append(f"route replace {server} via {via} dev {dev}{src}")
-    return runner.ns_script(p.ce_ns, f"sysctl -qw net.ipv6.conf.{dev}.accept_dad=0\n" + _script("", [], lines).split("\n", 1)[1])
+    return runner.ns_script(p.ce_ns, f"sysctl -qw net.ipv6.conf.{dev}.accept_dad=0 net.ipv6.conf.{dev}.router_solicitation_delay=0\n" + _script("", [], lines).split("\n", 1)[1])
 
 
 def _speakers(names: Names, lay: Layout) -> list[tuple[str, bgp.Speaker]]:

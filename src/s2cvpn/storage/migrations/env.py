@@ -13,7 +13,14 @@ from s2cvpn.storage.tables import Base
 target_metadata = Base.metadata
 
 
+# Every replica migrates at start; on PostgreSQL they queue on this advisory lock, so one
+# upgrades and the others find the schema current.
+MIGRATION_LOCK_KEY = 0x53324356  # "S2CV"
+
+
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,127 @@
+"""The reservation invariant on the real databases: a counter never exceeds capacity and
+always equals the sum of what live sessions hold, whatever the sequence of operations,
+and concurrent reservations on one resource never overbook."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, func, select
+
+from s2cvpn.storage import migrate, reservations
+from s2cvpn.storage.db import create_engine, session_factory
+from s2cvpn.storage.tables import ReservationRow, ResourceLoadRow
+
+CAPACITY = {"link-a": 1000, "link-b": 400, "port:x": 100}
+SESSIONS = [f"s{n}" for n in range(6)]
+
+demand = st.dictionaries(st.sampled_from(sorted(CAPACITY)), st.integers(min_value=1, max_value=500), min_size=1, max_size=3)
+operation = st.one_of(
+    st.tuples(st.just("reserve"), st.sampled_from(SESSIONS), demand),
+    st.tuples(st.just("release"), st.sampled_from(SESSIONS), st.just({})),
+)
+
+
+@pytest.fixture
+def migrated_url(fresh_database_url: str) -> Iterator[str]:
+    migrate.upgrade(fresh_database_url)
+    yield fresh_database_url
+
+
+async def _check_invariant(db) -> None:  # type: ignore[no-untyped-def]
+    counters = dict((await db.execute(select(ResourceLoadRow.resource_id, ResourceLoadRow.reserved_mbps))).all())
+    sums = dict(
+        (await db.execute(select(ReservationRow.resource_id, func.sum(ReservationRow.mbps)).group_by(ReservationRow.resource_id))).all()
+    )
+    for resource_id, capacity in CAPACITY.items():
+        assert 0 <= counters[resource_id] <= capacity
+        assert counters[resource_id] == (sums.get(resource_id) or 0)
+
+
+async def _run(url: str, operations: list[tuple[str, str, dict[str, int]]]) -> None:
+    engine = create_engine(url)
+    make = session_factory(engine)
+    try:
+        async with make() as db, db.begin():
+            await db.execute(delete(ReservationRow))
+            await db.execute(delete(ResourceLoadRow))
+            await reservations.ensure_resources(db, CAPACITY)
+        for kind, session_id, wanted in operations:
+            async with make() as db:
+                try:
+                    async with db.begin():
+                        if kind == "reserve":
+                            await reservations.set_reservation(db, session_id, wanted, CAPACITY.__getitem__)
+                        else:
+                            await reservations.release(db, session_id)
+                except reservations.CapacityRace:
+                    pass  # refused whole: the rollback leaves the previous state
+            async with make() as db:
+                await _check_invariant(db)
+    finally:
+        await engine.dispose()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(operations=st.lists(operation, min_size=1, max_size=15))
+def test_random_sequences_keep_the_invariant(migrated_url: str, operations: list[tuple[str, str, dict[str, int]]]) -> None:
+    asyncio.run(_run(migrated_url, operations))
+
+
+def test_refused_growth_changes_nothing(migrated_url: str) -> None:
+    async def scenario() -> None:
+        engine = create_engine(migrated_url)
+        make = session_factory(engine)
+        try:
+            async with make() as db, db.begin():
+                await db.execute(delete(ReservationRow))
+                await db.execute(delete(ResourceLoadRow))
+                await reservations.ensure_resources(db, CAPACITY)
+            async with make() as db, db.begin():
+                await reservations.set_reservation(db, "a", {"port:x": 60, "link-a": 60}, CAPACITY.__getitem__)
+            with pytest.raises(reservations.CapacityRace):
+                async with make() as db, db.begin():
+                    await reservations.set_reservation(db, "a", {"port:x": 160, "link-a": 100}, CAPACITY.__getitem__)
+            async with make() as db:
+                assert await reservations.held_by(db, "a") == {"port:x": 60, "link-a": 60}
+                await _check_invariant(db)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_reservations_never_overbook(migrated_url: str) -> None:
+    """30 transactions race for a 100 Mbps port, 10 Mbps each: exactly 10 win."""
+
+    async def scenario() -> int:
+        engine = create_engine(migrated_url)
+        make = session_factory(engine)
+        try:
+            async with make() as db, db.begin():
+                await db.execute(delete(ReservationRow))
+                await db.execute(delete(ResourceLoadRow))
+                await reservations.ensure_resources(db, CAPACITY)
+
+            async def one(n: int) -> bool:
+                async with make() as db:
+                    try:
+                        async with db.begin():
+                            await reservations.set_reservation(db, f"c{n}", {"port:x": 10}, CAPACITY.__getitem__)
+                            await asyncio.sleep(0.01)  # hold the transaction open to force overlap
+                        return True
+                    except reservations.CapacityRace:
+                        return False
+
+            results = await asyncio.gather(*(one(n) for n in range(30)))
+            async with make() as db:
+                await _check_invariant(db)
+            return sum(results)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(scenario()) == 10
