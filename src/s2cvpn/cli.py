@@ -148,10 +148,7 @@ def _register_domains() -> None:
     import importlib
 
     for module in DOMAIN_CLIS:
-        try:  # TEMPORARY while the domain CLIs are being written
-            importlib.import_module(module).register(app)
-        except ImportError:
-            pass
+        importlib.import_module(module).register(app)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
@@ -23,10 +24,11 @@ def test_bgp_carries_the_ce_prefixes(driver: NetnsDriver) -> None:
     assert "proto bgp" in sh(a0, "ip", "-6", "route", "show", "2001:db8:a::/64").stdout
     assert "proto bgp" in sh(ce, "ip", "route", "show", "10.200.0.10").stdout  # the PE's servers
     assert wait_pings(ce, "2001:db8:c::10", seconds=10)
-    pids = [int(p) for p in sh(a0, "ip", "netns", "pids", a0).stdout.split()] if False else None
+    instance_dir = str(driver.run_dir / spec.session_id)
+    assert instance_dir in subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
     driver.remove(spec.session_id)
     time.sleep(0.2)
     assert pings(ce, "10.200.0.10", count=1) == 0
     assert "proto bgp" not in sh(ce, "ip", "route").stdout
-    assert not list((driver.state_dir / "frr").glob(f"{spec.session_id}.*"))
-    del pids
+    assert not list(driver.run_dir.glob(f"{spec.session_id}.*"))
+    assert instance_dir not in subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from s2cvpn import errors
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the OAuth client id (``sub``) and the scopes its token carries."""
-
-    client_id: str
-    scopes: frozenset[str]
+from s2cvpn.auth.principal import Principal
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:

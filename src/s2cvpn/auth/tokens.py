@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from s2cvpn import errors
-from s2cvpn.api.deps import Principal
+from s2cvpn.auth.principal import Principal
 from s2cvpn.auth import clients, keys
 from s2cvpn.clock import Clock
 from s2cvpn.config import Settings

@@ -11,6 +11,9 @@ sessions do not follow the IGP anyway: each session pins its tunnel along its pl
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -130,11 +133,7 @@ def destroy(names: Names) -> list[str]:
 
 
 def kill_processes(namespaces: list[str]) -> None:
-    import os
-    import signal
-    import time
-
-    pids = [pid for ns in namespaces for pid in runner.netns_pids(ns)]
+    pids = runner.netns_pids(namespaces)
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -153,8 +152,6 @@ def kill_processes(namespaces: list[str]) -> None:
 
 
 def _alive(pid: int) -> bool:
-    import os
-
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
             return handle.read().split(") ", 1)[1][:1] != "Z"
