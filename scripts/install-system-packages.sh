@@ -19,3 +19,4 @@ if [ -n "$missing" ]; then
 fi
 # The frr package's own service start is blocked here (no systemd); the driver starts its
 # daemons by hand, as user frr, inside the lab's namespaces.
+command -v wrk >/dev/null 2>&1 || apt-get install -y --no-install-recommends wrk

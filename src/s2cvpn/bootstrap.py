@@ -28,7 +28,7 @@ async def open_context(settings: Settings, *, clock: Clock | None = None, migrat
             engine=engine,
             db=session_factory(engine),
             inventory=inventory,
-            driver=create_driver(settings.driver, inventory),
+            driver=create_driver(settings.driver, inventory, model_delay_seconds=settings.model_apply_delay_seconds),
             clock=clock or SystemClock(),
         )
         resource_ids = list(inventory.links) + [f"port:{a}" for a in inventory.attachments]

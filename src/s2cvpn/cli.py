@@ -61,12 +61,23 @@ def serve(
 
 
 @app.command()
-def worker(log_level: Annotated[str, typer.Option(help="Log level")] = "info") -> None:
-    """Run background work alone: provisioning, expiry, purge, notifications, reconciliation."""
+def worker(
+    log_level: Annotated[str, typer.Option(help="Log level")] = "info",
+    metrics_port: Annotated[int, typer.Option(help="Serve Prometheus /metrics on this port (0: off)")] = 0,
+    metrics_host: Annotated[str, typer.Option(help="Address of the metrics endpoint")] = "127.0.0.1",
+) -> None:
+    """Run background work alone: provisioning, expiry, purge, notifications, reconciliation.
+
+    SIGTERM/SIGINT stop it gracefully: the job in hand finishes, claimed jobs are released.
+    """
     from s2cvpn.bootstrap import open_context
     from s2cvpn.jobs.worker import Worker
 
     _logging(log_level)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host)
 
     async def run() -> None:
         stop = asyncio.Event()

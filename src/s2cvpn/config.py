@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8080"
     api_prefix: str = "/site-to-cloud-vpn/v0.1"
     driver: str = "model"
+    model_apply_delay_seconds: float = Field(0.0, ge=0)  # model driver: every apply/modify/remove takes this long
 
     retention_seconds: float = Field(360, ge=0)
     default_duration_hours: float = Field(4380, gt=0)

@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 from s2cvpn.api import docs
 from s2cvpn.api.deps import Principal, require_scope
 from s2cvpn.api.schemas import AssessmentRequest, AssessmentResult
+from s2cvpn.api.sessions import rate_limited
 from s2cvpn.service import assessment as assessment_service
 
 SCOPE = "site-to-cloud-vpn:assessment:assess"
-router = APIRouter(tags=["Assessment"])
+router = APIRouter(tags=["Assessment"], dependencies=[Depends(rate_limited)])
 
 
 @router.post(

@@ -10,15 +10,30 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from s2cvpn.api import docs
-from s2cvpn.api.deps import Principal, require_scope
+from s2cvpn.api.deps import Principal, current_principal, require_scope
 from s2cvpn.api.rendering import session_body
 from s2cvpn.api.schemas import ExtendRequest, SessionCreate, SessionInfo, SessionList, SessionUpdate
+from s2cvpn.service import ratelimit
 from s2cvpn.service import sessions as session_service
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.service.specs import render_l3nm
 
 SCOPE = "site-to-cloud-vpn:sessions:"
-router = APIRouter(tags=["Sessions"])
+
+
+async def rate_limited(request: Request, principal: Annotated[Principal, Depends(current_principal)]) -> None:
+    """429 TOO_MANY_REQUESTS past ``rate_limit_per_second`` for the caller (shared by replicas)."""
+    ctx = request.app.state.ctx
+    if not ctx.settings.rate_limit_per_second:
+        return
+    held = getattr(request.app.state, "rate_limiter", None)
+    if held is None or held[0] is not ctx:  # one limiter per running application
+        held = (ctx, ratelimit.for_database(ctx.settings.rate_limit_per_second, ctx.db, ctx.engine.dialect.name))
+        request.app.state.rate_limiter = held
+    held[1].check(principal.client_id)
+
+
+router = APIRouter(tags=["Sessions"], dependencies=[Depends(rate_limited)])
 
 
 def context(request: Request) -> ServiceContext:

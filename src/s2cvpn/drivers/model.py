@@ -2,11 +2,16 @@
 
 Nothing is configured anywhere: a session is "carried" once applied, and measurements are
 the planned values, flagged ``measured=False`` so nobody mistakes them for probes.
+
+``delay_seconds`` makes every change (apply, modify, remove) take that long, like a slow
+network or controller: fault tests use it to stop a worker in the middle of one. The
+"network" is this process's memory, so each replica holds what it applied itself.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 from s2cvpn.drivers.base import Health, Measurement, NetworkDriver, ServiceSpec
 from s2cvpn.errors import DriverRejected
@@ -16,22 +21,30 @@ from s2cvpn.network.inventory import Inventory
 class ModelDriver(NetworkDriver):
     name = "model"
 
-    def __init__(self, inventory: Inventory) -> None:
+    def __init__(self, inventory: Inventory, *, delay_seconds: float = 0.0) -> None:
         super().__init__(inventory)
         self._services: dict[str, ServiceSpec] = {}
         self._lock = threading.Lock()
+        self.delay_seconds = delay_seconds
+
+    def _slow_network(self) -> None:
+        if self.delay_seconds > 0:
+            time.sleep(self.delay_seconds)  # blocking on purpose: drivers run in a worker thread
 
     def apply(self, spec: ServiceSpec) -> None:
         self._check(spec)
+        self._slow_network()
         with self._lock:
             self._services[spec.session_id] = spec
 
     def modify(self, spec: ServiceSpec) -> None:
         self._check(spec)
+        self._slow_network()
         with self._lock:
             self._services[spec.session_id] = spec
 
     def remove(self, session_id: str) -> None:
+        self._slow_network()
         with self._lock:
             self._services.pop(session_id, None)
 

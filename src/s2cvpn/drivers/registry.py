@@ -10,7 +10,7 @@ from s2cvpn.network.inventory import Inventory
 KNOWN = ("model", "netns")
 
 
-def create_driver(name: str, inventory: Inventory, *, state_dir: Path | None = None) -> NetworkDriver:
+def create_driver(name: str, inventory: Inventory, *, state_dir: Path | None = None, model_delay_seconds: float = 0.0) -> NetworkDriver:
     """Build the driver called ``name`` for ``inventory``; ValueError for an unknown name.
 
     ``state_dir`` is where a driver keeps files that must survive a restart of the
@@ -19,7 +19,7 @@ def create_driver(name: str, inventory: Inventory, *, state_dir: Path | None = N
     if name == "model":
         from s2cvpn.drivers.model import ModelDriver
 
-        return ModelDriver(inventory)
+        return ModelDriver(inventory, delay_seconds=model_delay_seconds)
     if name == "netns":
         from s2cvpn.drivers.netns import NetnsDriver
 

@@ -2,6 +2,15 @@
 notifications and reconciles the network. ``s2cvpn serve`` embeds one; ``s2cvpn worker``
 runs it alone. Several workers may share one PostgreSQL database: jobs are leased,
 sweeps lock rows with SKIP LOCKED, and every transition is guarded by its expected state.
+
+Leases: a running job's lease is renewed every third of ``job_lease_seconds`` (heartbeat),
+so it is never taken over while its worker lives, however slow the network; a killed
+worker stops renewing and another takes the job once the lease has run out.
+
+Graceful stop (SIGTERM): no new job is started; the job in hand finishes (within
+``stop``'s timeout) and the rest of the claimed batch is released at once
+(``release_lease``) for another worker. If the timeout forces a cancel, the interrupted
+job is released too; its handler is idempotent, so the next worker simply runs it again.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import socket
 from datetime import timedelta
 
 import httpx
+from prometheus_client import Counter
 
 from s2cvpn.errors import DriverError
 from s2cvpn.service import notifications, provisioning
@@ -23,6 +33,8 @@ from s2cvpn.storage.tables import JobRow
 
 log = logging.getLogger(__name__)
 MAX_JOB_BACKOFF_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 15.0
+JOBS = Counter("s2cvpn_jobs", "Jobs run by this process, by outcome", ["kind", "result"])
 
 
 class Worker:
@@ -42,16 +54,17 @@ class Worker:
             asyncio.create_task(self._loop(self._reconcile_periodically), name="s2cvpn-reconcile"),
         ]
 
-    async def stop(self) -> None:
-        """Graceful: loops finish the job in hand, then exit."""
+    async def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """Graceful: loops finish the job in hand, release the rest, then exit."""
         self._stopping.set()
         self.ctx.work_ready.set()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                try:
-                    await asyncio.wait_for(task, timeout=15)
-                except TimeoutError:
-                    task.cancel()
+        if self._tasks:
+            _done, late = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in late:
+                log.warning("worker loop %s did not stop within %.0fs: cancelled", task.get_name(), timeout)
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=5)
         if self._http is not None:
             await self._http.aclose()
 
@@ -92,15 +105,45 @@ class Worker:
             claimed = await job_store.claim(
                 db, worker_id=self.worker_id, now=self.ctx.clock.now(), lease=timedelta(seconds=settings.job_lease_seconds), limit=limit
             )
-        for job in claimed:
+        for index, job in enumerate(claimed):
             if self._stopping.is_set():
-                async with self.ctx.db() as db, db.begin():
-                    await job_store.release_lease(db, job.job_id, self.worker_id)
-                continue
-            await self._run_one(job)
+                await self._release(claimed[index:])
+                break
+            try:
+                await self._run_one(job)
+            except asyncio.CancelledError:  # stop() ran out of patience: give the jobs back
+                await asyncio.shield(self._release(claimed[index:]))
+                raise
         return len(claimed)
 
+    async def _release(self, jobs: list[JobRow]) -> None:
+        async with self.ctx.db() as db, db.begin():
+            for job in jobs:
+                await job_store.release_lease(db, job.job_id, self.worker_id)
+        for job in jobs:
+            JOBS.labels(job.kind, "released").inc()
+
+    async def _heartbeat(self, job: JobRow, lost: asyncio.Event) -> None:
+        """Keep the lease while the job runs; note when another worker has taken it over."""
+        lease = self.ctx.settings.job_lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                async with self.ctx.db() as db, db.begin():
+                    kept = await job_store.renew(
+                        db, job.job_id, self.worker_id, until=self.ctx.clock.now() + timedelta(seconds=lease)
+                    )
+            except Exception:  # noqa: BLE001 - a database blip: try again at the next beat
+                log.warning("could not renew the lease of job %s", job.job_id, exc_info=True)
+                continue
+            if not kept:
+                log.warning("job %s (%s): lease lost to another worker", job.job_id, job.kind)
+                lost.set()
+                return
+
     async def _run_one(self, job: JobRow) -> None:
+        lost = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(job, lost), name=f"s2cvpn-lease-{job.job_id}")
         try:
             await provisioning.run_job(self.ctx, job)
         except (DriverError, OSError) as exc:
@@ -110,8 +153,11 @@ class Worker:
             log.exception("job %s (%s) crashed", job.job_id, job.kind)
             await self._failed(job, f"{type(exc).__name__}: {exc}")
             return
+        finally:
+            heartbeat.cancel()
         async with self.ctx.db() as db, db.begin():
-            await job_store.finish(db, job.job_id)
+            finished = await job_store.finish(db, job.job_id, self.worker_id)
+        JOBS.labels(job.kind, "done" if finished and not lost.is_set() else "lease_lost").inc()
 
     async def _failed(self, job: JobRow, error: str) -> None:
         settings = self.ctx.settings
@@ -119,11 +165,15 @@ class Worker:
             await provisioning.give_up(self.ctx, job, error)
             async with self.ctx.db() as db, db.begin():
                 await job_store.finish(db, job.job_id)
+            JOBS.labels(job.kind, "gave_up").inc()
             return
+        JOBS.labels(job.kind, "retry").inc()
         delay = min(settings.worker_poll_seconds * 2**job.attempts, MAX_JOB_BACKOFF_SECONDS)
         log.warning("job %s (%s) attempt %d failed, retrying in %.1fs: %s", job.job_id, job.kind, job.attempts, delay, error)
         async with self.ctx.db() as db, db.begin():
-            await job_store.retry_later(db, job.job_id, run_at=self.ctx.clock.now() + timedelta(seconds=delay), error=error)
+            await job_store.retry_later(
+                db, job.job_id, run_at=self.ctx.clock.now() + timedelta(seconds=delay), error=error, worker_id=self.worker_id
+            )
 
     async def _notifications(self) -> None:
         assert self._http is not None

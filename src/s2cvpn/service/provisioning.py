@@ -4,13 +4,23 @@ teardown), the expiry and purge sweeps, and reconciliation.
 Every handler is idempotent: drivers apply and remove idempotently, and each state
 change is guarded by the state it expects, so a job run twice (after a worker died
 holding its lease) does no harm.
+
+Prometheus counters live here, where the work happens (each process exposes its own; sum
+them over replicas): ``s2cvpn_driver_calls_total{op, cause}`` counts driver calls that
+succeeded (``cause`` is ``job`` or ``reconcile``), ``s2cvpn_driver_failures_total{op}``
+the ones that raised, ``s2cvpn_sessions_expired_total`` the sessions this process ended
+at their time, ``s2cvpn_sessions_purged_total`` the ones it forgot after retention.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from prometheus_client import Counter
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +34,23 @@ from s2cvpn.storage.tables import IdempotencyRow, JobRow, SessionRow
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 200
 IDEMPOTENCY_KEEP = timedelta(hours=25)
+T = TypeVar("T")
+
+DRIVER_CALLS = Counter("s2cvpn_driver_calls", "Network driver calls that succeeded", ["op", "cause"])
+DRIVER_FAILURES = Counter("s2cvpn_driver_failures", "Network driver calls that raised", ["op"])
+EXPIRED = Counter("s2cvpn_sessions_expired", "Sessions ended at their expiry time by this process")
+PURGED = Counter("s2cvpn_sessions_purged", "Ended sessions forgotten after their retention by this process")
+
+
+async def _driver(op: str, call: Callable[..., T], *args: Any, cause: str = "job") -> T:
+    """Run a blocking driver call in a thread, counted by operation."""
+    try:
+        result = await asyncio.to_thread(call, *args)
+    except Exception:
+        DRIVER_FAILURES.labels(op).inc()
+        raise
+    DRIVER_CALLS.labels(op, cause).inc()
+    return result
 
 
 async def _locked(db: AsyncSession, session_id: str) -> SessionRow | None:
@@ -36,7 +63,7 @@ async def provision(ctx: ServiceContext, session_id: str) -> None:
     if row is None or row.status != Status.REQUESTED:
         return
     spec = specs.service_spec(row, ctx.inventory)
-    await asyncio.to_thread(ctx.driver.apply, spec)
+    await _driver("apply", ctx.driver.apply, spec)
     now = ctx.clock.now()
     async with ctx.db() as db, db.begin():
         row = await _locked(db, session_id)
@@ -50,11 +77,11 @@ async def modify(ctx: ServiceContext, session_id: str) -> None:
         row = await db.get(SessionRow, session_id)
     if row is None or row.status != Status.AVAILABLE:
         return
-    await asyncio.to_thread(ctx.driver.modify, specs.service_spec(row, ctx.inventory))
+    await _driver("modify", ctx.driver.modify, specs.service_spec(row, ctx.inventory))
 
 
 async def teardown(ctx: ServiceContext, session_id: str, *, delete_after: bool) -> None:
-    await asyncio.to_thread(ctx.driver.remove, session_id)
+    await _driver("remove", ctx.driver.remove, session_id)
     now = ctx.clock.now()
     async with ctx.db() as db, db.begin():
         row = await _locked(db, session_id)
@@ -104,6 +131,7 @@ async def expire_due(ctx: ServiceContext) -> int:
         for row in rows.all():
             await lifecycle.end(db, ctx, row, StatusInfo.DURATION_EXPIRED, now)
             ended += 1
+    EXPIRED.inc(ended)  # after the commit: only expiries that happened are counted
     return ended
 
 
@@ -129,12 +157,14 @@ async def purge_due(ctx: ServiceContext) -> int:
             )
         )
         await db.execute(delete(IdempotencyRow).where(IdempotencyRow.created_at < now - IDEMPOTENCY_KEEP))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    purged = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    PURGED.inc(purged)
+    return purged
 
 
 async def reconcile(ctx: ServiceContext) -> dict[str, int]:
     """Compare what should exist with what the network holds, and mend the difference."""
-    held = await asyncio.to_thread(ctx.driver.list_services)
+    held = await _driver("list_services", ctx.driver.list_services, cause="reconcile")
     async with ctx.db() as db:
         rows = list((await db.scalars(select(SessionRow).where(SessionRow.status == Status.AVAILABLE))).all())
         pending = set((await db.scalars(select(JobRow.session_id).where(JobRow.session_id.is_not(None)))).all())
@@ -145,7 +175,7 @@ async def reconcile(ctx: ServiceContext) -> dict[str, int]:
         if session_id in held or session_id in pending:
             continue
         try:
-            await asyncio.to_thread(ctx.driver.apply, specs.service_spec(row, ctx.inventory))
+            await _driver("apply", ctx.driver.apply, specs.service_spec(row, ctx.inventory), cause="reconcile")
             counts["reapplied"] += 1
         except DriverError as exc:
             log.error("reconcile: session %s cannot be carried any more: %s", session_id, exc)
@@ -156,7 +186,7 @@ async def reconcile(ctx: ServiceContext) -> dict[str, int]:
                     await lifecycle.end(db, ctx, locked, StatusInfo.NETWORK_TERMINATED, now)
                     counts["terminated"] += 1
     for session_id in held - set(wanted) - pending - known:
-        await asyncio.to_thread(ctx.driver.remove, session_id)
+        await _driver("remove", ctx.driver.remove, session_id, cause="reconcile")
         counts["removed"] += 1
     return counts
 

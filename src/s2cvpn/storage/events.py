@@ -1,14 +1,31 @@
-"""The notification outbox: CloudEvents written with the status change they report."""
+"""The notification outbox: CloudEvents written with the status change they report.
+
+``s2cvpn_notifications_total{result}`` counts outcomes as they are recorded here:
+``delivered`` (the sink answered 2xx), ``gone`` (410), ``abandoned`` (retry budget spent
+or sink refused), ``retry`` (a failed attempt that will be repeated). An event's ``id``
+is chosen once, when it is written, so every retry sends the same CloudEvent.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from s2cvpn.storage.tables import EventRow
+
+NOTIFICATIONS = Counter("s2cvpn_notifications", "Notification delivery outcomes recorded by this process", ["result"])
+
+
+def _result(outcome: str) -> str:
+    if outcome.startswith("2"):
+        return "delivered"
+    if outcome == "gone":
+        return "gone"
+    return "abandoned"
 
 
 def add_event(
@@ -45,6 +62,7 @@ async def claim_due(db: AsyncSession, *, now: datetime, lease: timedelta, limit:
 
 
 async def mark_done(db: AsyncSession, event_id: str, *, outcome: str, now: datetime) -> None:
+    NOTIFICATIONS.labels(_result(outcome)).inc()
     await db.execute(
         update(EventRow)
         .where(EventRow.event_id == event_id)
@@ -53,6 +71,7 @@ async def mark_done(db: AsyncSession, event_id: str, *, outcome: str, now: datet
 
 
 async def mark_retry(db: AsyncSession, event_id: str, *, at: datetime, outcome: str) -> None:
+    NOTIFICATIONS.labels("retry").inc()
     await db.execute(update(EventRow).where(EventRow.event_id == event_id).values(next_attempt_at=at, locked_until=None, outcome=outcome))
 
 

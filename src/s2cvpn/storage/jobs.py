@@ -2,7 +2,10 @@
 under a lease so that a crashed worker's job is taken over once its lease runs out.
 
 PostgreSQL claims with ``FOR UPDATE SKIP LOCKED`` so concurrent workers never take the
-same row; SQLite has one writer at a time, which gives the same guarantee.
+same row; SQLite has one writer at a time, which gives the same guarantee. A running job's
+lease is renewed by its worker (``renew``, a heartbeat), so a lease shorter than a slow
+driver call still never lets a second worker run the job at the same time; only a worker
+that stopped renewing (killed, partitioned) loses it.
 """
 
 from __future__ import annotations
@@ -38,14 +41,28 @@ async def claim(db: AsyncSession, *, worker_id: str, now: datetime, lease: timed
     return jobs
 
 
-async def finish(db: AsyncSession, job_id: int) -> None:
-    await db.execute(delete(JobRow).where(JobRow.job_id == job_id))
+async def finish(db: AsyncSession, job_id: int, worker_id: str | None = None) -> bool:
+    """Delete a done job; with ``worker_id``, only while that worker still holds its lease."""
+    statement = delete(JobRow).where(JobRow.job_id == job_id)
+    if worker_id is not None:
+        statement = statement.where(JobRow.locked_by == worker_id)
+    result = await db.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def retry_later(db: AsyncSession, job_id: int, *, run_at: datetime, error: str) -> None:
-    await db.execute(
-        update(JobRow).where(JobRow.job_id == job_id).values(run_at=run_at, locked_until=None, locked_by=None, last_error=error[:2000])
+async def renew(db: AsyncSession, job_id: int, worker_id: str, *, until: datetime) -> bool:
+    """Extend a running job's lease (heartbeat); False when another worker has taken it over."""
+    result = await db.execute(
+        update(JobRow).where(JobRow.job_id == job_id, JobRow.locked_by == worker_id).values(locked_until=until)
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def retry_later(db: AsyncSession, job_id: int, *, run_at: datetime, error: str, worker_id: str | None = None) -> None:
+    statement = update(JobRow).where(JobRow.job_id == job_id)
+    if worker_id is not None:
+        statement = statement.where(JobRow.locked_by == worker_id)
+    await db.execute(statement.values(run_at=run_at, locked_until=None, locked_by=None, last_error=error[:2000]))
 
 
 async def release_lease(db: AsyncSession, job_id: int, worker_id: str) -> None:

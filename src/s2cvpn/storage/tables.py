@@ -167,3 +167,15 @@ class EventRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_events_next_attempt_at", "next_attempt_at"),)
+
+
+class RateCountRow(Base):
+    """Requests one replica admitted for one client in one second (shared rate limiting)."""
+
+    __tablename__ = "rate_counts"
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # Unix second
+    replica: Mapped[str] = mapped_column(String(96), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_rate_counts_window_start", "window_start"),)

@@ -32,7 +32,7 @@ from s2cvpn.errors import DriverRejected, DriverUnavailable
 from s2cvpn.network.inventory import Inventory
 
 WEIGHTS = (100, 1)
-NEIGH = "base_reachable 300 delay_probe 100 retrans 100 ucast_probes 3 app_probes 0"
+NEIGH = "base_reachable 200 delay_probe 100 retrans 100 ucast_probes 3 app_probes 0"
 VRF_SYSCTLS = (
     "net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv4.fib_multipath_use_neigh=1 "
     "net.ipv4.conf.all.rp_filter=0 net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0"

@@ -1,0 +1,8 @@
+"""The CAMARA scenarios of operation getSession (site-to-cloud-vpn-getSession.feature)."""
+
+import pytest
+from pytest_bdd import scenarios
+
+pytestmark = pytest.mark.usefixtures("target")  # runs each scenario once per target (local: per database backend)
+
+scenarios("site-to-cloud-vpn-getSession.feature")
