@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from s2cvpn import __version__
@@ -69,6 +70,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None, embed_worker: 
         redoc_url=None,
     )
     app.add_middleware(GuardMiddleware, api_prefix=settings.api_prefix, max_body_bytes=settings.max_body_bytes)
+    origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
+    if origins:  # off by default: a public API gateway in front usually owns CORS
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_credentials=False,  # bearer tokens, never cookies: no credentialed CORS
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "x-correlator", "Idempotency-Key"],
+            expose_headers=["x-correlator", "Location", "X-Total-Count"],
+            max_age=600,
+        )
     handlers.install(app)
     app.include_router(sessions.router, prefix=settings.api_prefix)
     app.include_router(assessment.router, prefix=settings.api_prefix)

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from s2cvpn.clock import Clock, SystemClock
 from s2cvpn.config import Settings
 from s2cvpn.drivers.registry import create_driver
+from s2cvpn.network import planner
 from s2cvpn.network.loader import load_inventory
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import migrate, reservations
@@ -19,6 +20,7 @@ from s2cvpn.storage.db import create_engine, session_factory
 @asynccontextmanager
 async def open_context(settings: Settings, *, clock: Clock | None = None, migrate_first: bool = True) -> AsyncIterator[ServiceContext]:
     inventory = load_inventory(settings.inventory)  # a broken inventory stops start-up here, whole
+    await asyncio.to_thread(planner.planner_for, inventory)  # graph precompute now, not on the first order
     if migrate_first:
         await asyncio.to_thread(migrate.upgrade, settings.database_url)
     engine = create_engine(settings.database_url)
@@ -28,7 +30,9 @@ async def open_context(settings: Settings, *, clock: Clock | None = None, migrat
             engine=engine,
             db=session_factory(engine),
             inventory=inventory,
-            driver=create_driver(settings.driver, inventory, model_delay_seconds=settings.model_apply_delay_seconds),
+            driver=create_driver(
+                settings.driver, inventory, model_delay_seconds=settings.model_apply_delay_seconds, netns_prefix=settings.netns_prefix
+            ),
             clock=clock or SystemClock(),
         )
         resource_ids = list(inventory.links) + [f"port:{a}" for a in inventory.attachments]

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     api_prefix: str = "/site-to-cloud-vpn/v0.1"
     driver: str = "model"
     model_apply_delay_seconds: float = Field(0.0, ge=0)  # model driver: every apply/modify/remove takes this long
+    netns_prefix: str = Field("s2c", pattern=r"^[a-z][a-z0-9]{1,3}$")  # netns driver: name prefix of every lab object
 
     retention_seconds: float = Field(360, ge=0)
     default_duration_hours: float = Field(4380, gt=0)
@@ -53,9 +54,11 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(6, ge=1)
     job_lease_seconds: float = Field(30.0, gt=0)
     reconcile_interval_seconds: float = Field(30.0, gt=0)
+    measure_interval_seconds: float = Field(30.0, gt=0)  # how often AVAILABLE sessions are measured (actual* fields)
 
     # request limits
     max_body_bytes: int = 64 * 1024
+    cors_origins: str = ""  # comma-separated browser origins allowed by CORS; empty = CORS off
     rate_limit_per_second: float = 0  # 0 = off
     max_active_sessions_per_client: int = 0  # 0 = unlimited
 

@@ -32,6 +32,7 @@ FAST_ENV = {
     "S2CVPN_WORKER_POLL_SECONDS": "0.2",
     "S2CVPN_NOTIFY_BACKOFF_SECONDS": "0.2",
     "S2CVPN_RECONCILE_INTERVAL_SECONDS": "3600",  # the model network is per process: keep counts clean
+    "S2CVPN_PUBLIC_URL": "http://s2cvpn.test",  # one deployment behind one name: one token issuer
 }
 
 
@@ -42,7 +43,6 @@ class Proc:
         self.args, self.name, self.port = args, name, port
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**os.environ, "S2CVPN_DATABASE_URL": database_url, **FAST_ENV, **env}
-        self.env.setdefault("S2CVPN_PUBLIC_URL", self.url)
         self.workdir = workdir
         self.log = workdir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None

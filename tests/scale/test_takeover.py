@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from s2cvpn.jobs.worker import JOB_CONCURRENCY
 from tests.scale.support import Api, Cluster, client_token, query, storage_problems, wait_until
 from tests.support.payloads import MADRID_CE, session_request
 
@@ -25,25 +26,26 @@ def _api(cluster: Cluster, proc) -> Api:  # type: ignore[no-untyped-def]
     return Api(proc.url, client_token(cluster.database_url, proc.url, "scale"))
 
 
-def test_sigterm_finishes_the_job_in_hand_and_releases_the_rest(cluster: Cluster) -> None:
+def test_sigterm_finishes_the_jobs_in_hand_and_releases_the_rest(cluster: Cluster) -> None:
     api_proc = cluster.serve(worker=False)
-    first = cluster.worker(env={**SLOW, "S2CVPN_JOB_LEASE_SECONDS": "60"})
+    env = {**SLOW, "S2CVPN_JOB_LEASE_SECONDS": "60"}
     with _api(cluster, api_proc) as api:
-        ids = [api.post("/sessions", json=session_request(ce=MADRID_CE, bandwidth=1)).json()["sessionId"] for _ in range(4)]
-        wait_until(lambda: _held_by(cluster.database_url, first.pid, "provision"), 10, "the worker never claimed the jobs")
+        count = JOB_CONCURRENCY + 4  # one batch: JOB_CONCURRENCY in hand, 4 waiting
+        ids = [api.post("/sessions", json=session_request(ce=MADRID_CE, bandwidth=1)).json()["sessionId"] for _ in range(count)]
+        first = cluster.worker(env=env)
+        wait_until(lambda: len(_held_by(cluster.database_url, first.pid, "provision")) == count, 10, "the batch was never claimed")
+        time.sleep(0.5)  # the driver calls are under way
         started = time.monotonic()
         assert first.terminate(timeout=30) == 0, first.tail()
         stopped_after = time.monotonic() - started
-        # the one in hand was finished (AVAILABLE), the others given back at once, unlocked, attempt not spent
+        # the jobs in hand were finished (AVAILABLE), the others given back at once, unlocked, attempt not spent
         statuses = [api.get(f"/sessions/{sid}").json()["status"] for sid in ids]
-        assert statuses.count("AVAILABLE") == 1, statuses
+        assert statuses.count("AVAILABLE") == JOB_CONCURRENCY, statuses
         left = _jobs(cluster.database_url)
-        assert len(left) == 3 and all(j["locked_by"] is None and j["attempts"] == 0 for j in left), left
+        assert len(left) == 4 and all(j["locked_by"] is None and j["attempts"] == 0 for j in left), left
         assert stopped_after < 10, stopped_after
         # a new worker takes them at once, well before the 60 s lease the first one held
-        cluster.worker(env={**SLOW, "S2CVPN_JOB_LEASE_SECONDS": "60"})
-        for sid in ids:
-            api.get(f"/sessions/{sid}")
+        cluster.worker(env=env)
         wait_until(lambda: all(api.get(f"/sessions/{s}").json()["status"] == "AVAILABLE" for s in ids), 20, "not all AVAILABLE")
     assert _jobs(cluster.database_url) == []
     assert storage_problems(cluster.database_url) == []

@@ -42,14 +42,19 @@ async def _check_invariant(db) -> None:  # type: ignore[no-untyped-def]
         assert counters[resource_id] == (sums.get(resource_id) or 0)
 
 
+async def _reset(make) -> None:  # type: ignore[no-untyped-def]
+    """Empty counters for the three test resources, nothing reserved."""
+    async with make() as db, db.begin():
+        await db.execute(delete(ReservationRow))
+        await db.execute(delete(ResourceLoadRow))
+        await reservations.ensure_resources(db, CAPACITY)
+
+
 async def _run(url: str, operations: list[tuple[str, str, dict[str, int]]]) -> None:
     engine = create_engine(url)
     make = session_factory(engine)
     try:
-        async with make() as db, db.begin():
-            await db.execute(delete(ReservationRow))
-            await db.execute(delete(ResourceLoadRow))
-            await reservations.ensure_resources(db, CAPACITY)
+        await _reset(make)
         for kind, session_id, wanted in operations:
             async with make() as db:
                 try:
@@ -77,10 +82,7 @@ def test_refused_growth_changes_nothing(migrated_url: str) -> None:
         engine = create_engine(migrated_url)
         make = session_factory(engine)
         try:
-            async with make() as db, db.begin():
-                await db.execute(delete(ReservationRow))
-                await db.execute(delete(ResourceLoadRow))
-                await reservations.ensure_resources(db, CAPACITY)
+            await _reset(make)
             async with make() as db, db.begin():
                 await reservations.set_reservation(db, "a", {"port:x": 60, "link-a": 60}, CAPACITY.__getitem__)
             with pytest.raises(reservations.CapacityRace):
@@ -102,10 +104,7 @@ def test_concurrent_reservations_never_overbook(migrated_url: str) -> None:
         engine = create_engine(migrated_url)
         make = session_factory(engine)
         try:
-            async with make() as db, db.begin():
-                await db.execute(delete(ReservationRow))
-                await db.execute(delete(ResourceLoadRow))
-                await reservations.ensure_resources(db, CAPACITY)
+            await _reset(make)
 
             async def one(n: int) -> bool:
                 async with make() as db:

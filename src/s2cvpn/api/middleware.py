@@ -19,6 +19,7 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
+MAX_HEADER_BYTES = 16 * 1024  # all request headers together; a bearer token is ~1 KiB
 DOCS_PATHS = ("/docs", "/redoc")  # interactive docs load their own scripts
 
 REQUESTS = Counter("s2cvpn_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -66,6 +67,9 @@ class GuardMiddleware:
             await send({"type": "http.response.body", "body": body})
 
         try:
+            if sum(len(k) + len(v) for k, v in scope["headers"]) > MAX_HEADER_BYTES:
+                await reply(400, "INVALID_ARGUMENT", f"the request headers exceed {MAX_HEADER_BYTES} bytes")
+                return
             if correlator is not None:
                 text = correlator.decode("latin-1")
                 if not XCORRELATOR.match(text):

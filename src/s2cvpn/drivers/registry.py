@@ -10,7 +10,9 @@ from s2cvpn.network.inventory import Inventory
 KNOWN = ("model", "netns")
 
 
-def create_driver(name: str, inventory: Inventory, *, state_dir: Path | None = None, model_delay_seconds: float = 0.0) -> NetworkDriver:
+def create_driver(
+    name: str, inventory: Inventory, *, state_dir: Path | None = None, model_delay_seconds: float = 0.0, netns_prefix: str = "s2c"
+) -> NetworkDriver:
     """Build the driver called ``name`` for ``inventory``; ValueError for an unknown name.
 
     ``state_dir`` is where a driver keeps files that must survive a restart of the
@@ -23,5 +25,5 @@ def create_driver(name: str, inventory: Inventory, *, state_dir: Path | None = N
     if name == "netns":
         from s2cvpn.drivers.netns import NetnsDriver
 
-        return NetnsDriver(inventory, state_dir=state_dir)
+        return NetnsDriver(inventory, state_dir=state_dir, prefix=netns_prefix)
     raise ValueError(f"unknown driver {name!r}; known drivers: {', '.join(KNOWN)}")

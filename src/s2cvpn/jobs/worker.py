@@ -3,9 +3,11 @@ notifications and reconciles the network. ``s2cvpn serve`` embeds one; ``s2cvpn 
 runs it alone. Several workers may share one PostgreSQL database: jobs are leased,
 sweeps lock rows with SKIP LOCKED, and every transition is guarded by its expected state.
 
-Leases: a running job's lease is renewed every third of ``job_lease_seconds`` (heartbeat),
-so it is never taken over while its worker lives, however slow the network; a killed
-worker stops renewing and another takes the job once the lease has run out.
+Leases: a claimed batch's leases are renewed every third of ``job_lease_seconds``
+(heartbeat) until each job is done, so no job is taken over while its worker lives,
+however slow the network; a killed worker stops renewing and another takes its jobs once
+the lease has run out. A batch runs jobs of different sessions concurrently (up to
+``JOB_CONCURRENCY``) and the jobs of one session in order.
 
 Graceful stop (SIGTERM): no new job is started; the job in hand finishes (within
 ``stop``'s timeout) and the rest of the claimed batch is released at once
@@ -26,7 +28,7 @@ import httpx
 from prometheus_client import Counter
 
 from s2cvpn.errors import DriverError
-from s2cvpn.service import notifications, provisioning
+from s2cvpn.service import measurements, notifications, provisioning
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import jobs as job_store
 from s2cvpn.storage.tables import JobRow
@@ -34,6 +36,7 @@ from s2cvpn.storage.tables import JobRow
 log = logging.getLogger(__name__)
 MAX_JOB_BACKOFF_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
+JOB_CONCURRENCY = 8  # jobs of different sessions run side by side (driver calls are threads)
 JOBS = Counter("s2cvpn_jobs", "Jobs run by this process, by outcome", ["kind", "result"])
 
 
@@ -52,6 +55,7 @@ class Worker:
             asyncio.create_task(self._loop(self._jobs_and_sweeps), name="s2cvpn-jobs"),
             asyncio.create_task(self._loop(self._notifications), name="s2cvpn-notify"),
             asyncio.create_task(self._loop(self._reconcile_periodically), name="s2cvpn-reconcile"),
+            asyncio.create_task(measurements.run_periodically(self.ctx, self._stopping), name="s2cvpn-measure"),
         ]
 
     async def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
@@ -100,20 +104,43 @@ class Worker:
         await self._wait_for_work(poll)
 
     async def run_due_jobs(self, limit: int = 20) -> int:
+        """Claim a batch and run it: jobs of one session in order, sessions concurrently."""
         settings = self.ctx.settings
         async with self.ctx.db() as db:
             claimed = await job_store.claim(
                 db, worker_id=self.worker_id, now=self.ctx.clock.now(), lease=timedelta(seconds=settings.job_lease_seconds), limit=limit
             )
-        for index, job in enumerate(claimed):
-            if self._stopping.is_set():
-                await self._release(claimed[index:])
-                break
-            try:
-                await self._run_one(job)
-            except asyncio.CancelledError:  # stop() ran out of patience: give the jobs back
-                await asyncio.shield(self._release(claimed[index:]))
-                raise
+        if not claimed:
+            return 0
+        held = {job.job_id for job in claimed}  # leased to us and not yet done
+        lost: set[int] = set()
+        heartbeat = asyncio.create_task(self._heartbeat(held, lost), name="s2cvpn-leases")
+        groups: dict[str, list[JobRow]] = {}
+        for job in claimed:
+            groups.setdefault(job.session_id or f"job:{job.job_id}", []).append(job)
+        slots = asyncio.Semaphore(JOB_CONCURRENCY)
+
+        async def run_group(jobs: list[JobRow]) -> None:
+            for job in jobs:
+                async with slots:
+                    if self._stopping.is_set():
+                        return
+                    if job.job_id not in lost:
+                        await self._run_one(job, lost)
+                    else:
+                        JOBS.labels(job.kind, "lease_lost").inc()
+                    held.discard(job.job_id)
+
+        try:
+            await asyncio.gather(*(run_group(jobs) for jobs in groups.values()))
+        except asyncio.CancelledError:  # stop() ran out of patience: give the unfinished jobs back
+            await asyncio.shield(self._release([job for job in claimed if job.job_id in held]))
+            raise
+        finally:
+            heartbeat.cancel()
+        unstarted = [job for job in claimed if job.job_id in held and job.job_id not in lost]
+        if unstarted:  # stopping: another worker takes them at once
+            await self._release(unstarted)
         return len(claimed)
 
     async def _release(self, jobs: list[JobRow]) -> None:
@@ -123,27 +150,24 @@ class Worker:
         for job in jobs:
             JOBS.labels(job.kind, "released").inc()
 
-    async def _heartbeat(self, job: JobRow, lost: asyncio.Event) -> None:
-        """Keep the lease while the job runs; note when another worker has taken it over."""
+    async def _heartbeat(self, held: set[int], lost: set[int]) -> None:
+        """Keep the leases of the batch while it runs; note jobs another worker took over."""
         lease = self.ctx.settings.job_lease_seconds
-        while True:
+        while held:
             await asyncio.sleep(lease / 3)
+            ids = set(held)
             try:
                 async with self.ctx.db() as db, db.begin():
-                    kept = await job_store.renew(
-                        db, job.job_id, self.worker_id, until=self.ctx.clock.now() + timedelta(seconds=lease)
-                    )
+                    kept = await job_store.renew(db, ids, self.worker_id, until=self.ctx.clock.now() + timedelta(seconds=lease))
             except Exception:  # noqa: BLE001 - a database blip: try again at the next beat
-                log.warning("could not renew the lease of job %s", job.job_id, exc_info=True)
+                log.warning("could not renew job leases", exc_info=True)
                 continue
-            if not kept:
-                log.warning("job %s (%s): lease lost to another worker", job.job_id, job.kind)
-                lost.set()
-                return
+            for job_id in ids - kept:
+                if job_id in held:
+                    log.warning("job %s: lease lost to another worker", job_id)
+                    lost.add(job_id)
 
-    async def _run_one(self, job: JobRow) -> None:
-        lost = asyncio.Event()
-        heartbeat = asyncio.create_task(self._heartbeat(job, lost), name=f"s2cvpn-lease-{job.job_id}")
+    async def _run_one(self, job: JobRow, lost: set[int]) -> None:
         try:
             await provisioning.run_job(self.ctx, job)
         except (DriverError, OSError) as exc:
@@ -153,11 +177,9 @@ class Worker:
             log.exception("job %s (%s) crashed", job.job_id, job.kind)
             await self._failed(job, f"{type(exc).__name__}: {exc}")
             return
-        finally:
-            heartbeat.cancel()
         async with self.ctx.db() as db, db.begin():
             finished = await job_store.finish(db, job.job_id, self.worker_id)
-        JOBS.labels(job.kind, "done" if finished and not lost.is_set() else "lease_lost").inc()
+        JOBS.labels(job.kind, "done" if finished and job.job_id not in lost else "lease_lost").inc()
 
     async def _failed(self, job: JobRow, error: str) -> None:
         settings = self.ctx.settings

@@ -2,9 +2,13 @@
 
 Why it reuses the planner as is: an assessment must promise exactly what a create would
 get. For each tier (or the one asked): if the planner finds a plan on ``today`` the tier
-is an option; otherwise the planner is re-run on each planned-upgrade date (capacities
-of that day, today's load), and the first date that works gives ``wait_days``; otherwise
-the planner's own explanation is kept as the reason. The load is never modified.
+is an option; otherwise the planner is re-run with the capacities of planned-upgrade dates
+(and today's load): the first date that works gives ``wait_days``; otherwise the
+planner's own explanation (for today) is kept as the reason. The load is never modified.
+
+Upgrades never shrink a link (the loader checks it), so feasibility can only go from
+"no" to "yes" over time: the last upgrade date is tried first, and the first working date
+is then found by bisection, a handful of plans even with hundreds of upgrade dates.
 """
 
 from __future__ import annotations
@@ -94,9 +98,15 @@ def _first_feasible(
         return plan_connection(inventory, request, load, today), today
     except InsufficientResources as exc:
         reason = exc.message
-    for day in upcoming:
+    found: tuple[Plan, date] | None = None
+    low, high = 0, len(upcoming)  # invariant: upcoming[high] works (once found), [.. low) do not
+    while low < high:
+        mid = high - 1 if found is None else (low + high) // 2
         try:
-            return plan_connection(inventory, request, load, day), day
+            found = plan_connection(inventory, request, load, upcoming[mid]), upcoming[mid]
+            high = mid
         except InsufficientResources:
-            continue
-    return reason
+            if found is None:
+                return reason  # not even with every planned upgrade
+            low = mid + 1
+    return found if found is not None else reason

@@ -7,6 +7,9 @@ graphs, not random ones:
 * a backbone ring through all metros on plane 1, plus, on plane 2, links from each metro
   to its two nearest metros (the mesh); links between the same two metros share a duct
   SRLG, like parallel fibres do;
+* an express core: about sqrt(metros) core metros, each linked (plane 1) to its three
+  nearest core metros, so that large networks keep paths of tens of hops, not hundreds,
+  as real ones do;
 * access PEs in open rings ("horseshoes") of up to 6, from a metro's P1 to its P2, so every
   access PE is dual-homed; each carries one or two attachments (CE ports of 1 or 10 Gbps);
 * cloud PEs spread over the metros, each dual-homed to both P routers, grouped into a few
@@ -128,17 +131,26 @@ def _backbone(b: _Builder, metros: list[tuple[float, float]]) -> None:
         a, z = f"p-{x}-1", f"p-{y}-1"
         b.link(a, z, 400000, b.distance_latency_ms(a, z), round(b.rng.uniform(99.99, 99.999), 4),
                [f"duct-{min(x, y)}-{max(x, y)}"])
-    mesh: set[tuple[int, int]] = set()
-    for x in range(n):
-        nearest = sorted((m for m in range(n) if m != x), key=lambda m: _sq(metros[x], metros[m]))[:2]
+    _nearest_links(b, metros, range(n), 2, plane=2, capacity_mbps=100000, prefix="duct")
+    stride = max(3, round(math.sqrt(n)))
+    if n >= 2 * stride:
+        _nearest_links(b, metros, range(0, n, stride), 3, plane=1, capacity_mbps=400000, prefix="express")
+
+
+def _nearest_links(b: _Builder, metros: list[tuple[float, float]], members: range, k: int, *,
+                   plane: int, capacity_mbps: int, prefix: str) -> None:
+    """Link each member metro to its ``k`` nearest members (once per pair)."""
+    done: set[tuple[int, int]] = set()
+    for x in members:
+        nearest = sorted((m for m in members if m != x), key=lambda m: _sq(metros[x], metros[m]))[:k]
         for y in nearest:
             key = (min(x, y), max(x, y))
-            if key in mesh:
+            if key in done:
                 continue
-            mesh.add(key)
-            a, z = f"p-{key[0]}-2", f"p-{key[1]}-2"
-            b.link(a, z, 100000, b.distance_latency_ms(a, z), round(b.rng.uniform(99.99, 99.999), 4),
-                   [f"duct-{key[0]}-{key[1]}"])
+            done.add(key)
+            a, z = f"p-{key[0]}-{plane}", f"p-{key[1]}-{plane}"
+            b.link(a, z, capacity_mbps, b.distance_latency_ms(a, z), round(b.rng.uniform(99.99, 99.999), 4),
+                   [f"{prefix}-{key[0]}-{key[1]}"])
 
 
 def _access(b: _Builder, rng: random.Random, n_metro: int, n_access: int) -> None:

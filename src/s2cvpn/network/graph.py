@@ -68,6 +68,7 @@ class NetworkGraph:
     inventory: Inventory
     upgrade_dates: tuple[date, ...]
     landmark_us: list[tuple[int, ...]]  # per node: latency (us) from each landmark, -1 = unreachable
+    landmark_avail: list[tuple[int, ...]]  # per node: availability cost from each landmark
     _capacities: dict[date, list[int]] = field(default_factory=dict)
 
     def capacities(self, day: date) -> list[int]:
@@ -99,17 +100,18 @@ class NetworkGraph:
         capacities: Sequence[int],
         banned: Collection[int] = (),
         weights: Sequence[int] | None = None,
-        use_heuristic: bool = True,
+        mix: tuple[float, float] = (1.0, 0.0),
     ) -> Route | None:
         """Cheapest route from ``src`` to ``dst`` over links with enough free capacity.
 
-        ``weights`` (per link, integer) replaces the latency cost; it must be at least the
-        latency in microseconds for ``use_heuristic`` to stay exact (the planner's
-        latency + lambda * availability-cost weights are).
+        ``weights`` (per link, integer) replaces the latency cost. It must be at least
+        ``mix[0] * latency_us + mix[1] * avail_cost`` on every link, so that the heuristic
+        (the same mix of the two lower bounds) stays exact: ``(1, 0)`` for latency,
+        ``(0, 1)`` for availability cost, ``(1, lambda)`` for the planner's LARAC weights.
         """
         cost_of = self.latency_us if weights is None else weights
         adjacency, link_ids, transit = self.adjacency, self.link_ids, self.transit
-        heuristic = self._heuristic(dst) if use_heuristic else None
+        heuristic = self._heuristic(dst, mix)
         best: dict[int, int] = {src: 0}
         parent: dict[int, tuple[int, int]] = {}
         done: set[int] = set()
@@ -139,22 +141,33 @@ class NetworkGraph:
                     push(heap, (cost + (heuristic(v) if heuristic else 0), cost, v))
         return None
 
-    def _heuristic(self, dst: int) -> Callable[[int], int]:
+    def _heuristic(self, dst: int, mix: tuple[float, float]) -> Callable[[int], int]:
         """Lower bound on the remaining cost to ``dst``, memoised per node for this search."""
         xt, yt, zt = self.xyz_km[dst]
-        xyz, us_per_km, landmark_us = self.xyz_km, self.us_per_km, self.landmark_us
-        to_target = landmark_us[dst]
+        xyz, us_per_km = self.xyz_km, self.us_per_km
+        lat_factor, avail_factor = mix
+        landmark_us, landmark_avail = self.landmark_us, self.landmark_avail
+        lat_target, avail_target = landmark_us[dst], landmark_avail[dst]
         memo: dict[int, int] = {}
+
+        def alt(mine: tuple[int, ...], target: tuple[int, ...]) -> int:
+            best = 0
+            for dv, dt in zip(mine, target):
+                if dv >= 0 and dt >= 0 and abs(dv - dt) > best:
+                    best = abs(dv - dt)
+            return best
 
         def bound(v: int) -> int:
             h = memo.get(v)
             if h is None:
-                x, y, z = xyz[v]
-                best = int(us_per_km * math.sqrt((x - xt) ** 2 + (y - yt) ** 2 + (z - zt) ** 2))
-                for dv, dt in zip(landmark_us[v], to_target):
-                    if dv >= 0 and dt >= 0 and abs(dv - dt) > best:
-                        best = abs(dv - dt)
-                h = memo[v] = best * TIE_SCALE
+                total = 0.0
+                if lat_factor:
+                    x, y, z = xyz[v]
+                    chord = int(us_per_km * math.sqrt((x - xt) ** 2 + (y - yt) ** 2 + (z - zt) ** 2))
+                    total += lat_factor * max(chord, alt(landmark_us[v], lat_target))
+                if avail_factor:
+                    total += avail_factor * alt(landmark_avail[v], avail_target)
+                h = memo[v] = int(total) * TIE_SCALE
             return h
 
         return bound
@@ -238,15 +251,16 @@ def _build(inventory: Inventory) -> NetworkGraph:
         inventory=inventory,
         upgrade_dates=tuple(dates),
         landmark_us=_landmarks(adjacency, latency_us),
+        landmark_avail=_landmarks(adjacency, avail_cost),
     )
 
 
 def _landmarks(adjacency: list[list[tuple[int, int]]], latency_us: list[int]) -> list[tuple[int, ...]]:
-    """Latency from ``LANDMARKS`` far-apart nodes to every node (farthest-point choice:
+    """Cost (latency, or availability cost) from ``LANDMARKS`` far-apart nodes to every node (farthest-point choice:
     each new landmark is the node farthest from those already chosen), for the ALT bound.
     Computed on the whole graph (cloud PEs as transit too): a search on a restricted graph
     only has longer distances, so the bound stays a lower bound. 16 landmarks cost ~0.5 s
-    once at 10,000 nodes and cut the nodes a search pops ~3x there."""
+    once per metric at 10,000 nodes and cut the nodes a search pops ~3x there."""
     n = len(adjacency)
     if n == 0:
         return []

@@ -187,7 +187,7 @@ def _links(p: Problems, raw: Any, nodes: dict[str, Node]) -> dict[str, Link]:
         latency = p.number(where, item, "latency_ms", minimum=0.0)
         availability = p.percent(where, item, "availability_percent")
         srlgs = p.string_list(where, item, "srlgs")
-        upgrades = _upgrades(p, where, item.get("upgrades"))
+        upgrades = _upgrades(p, where, item.get("upgrades"), capacity)
         if link_id is not None and link_id in links:
             p.add(where, f"duplicate link id '{link_id}'")
             continue
@@ -202,7 +202,7 @@ def _links(p: Problems, raw: Any, nodes: dict[str, Node]) -> dict[str, Link]:
     return links
 
 
-def _upgrades(p: Problems, where: str, raw: Any) -> tuple[Upgrade, ...] | None:
+def _upgrades(p: Problems, where: str, raw: Any, base_mbps: int | None) -> tuple[Upgrade, ...] | None:
     if raw is None:
         return ()
     out: list[Upgrade] = []
@@ -218,7 +218,17 @@ def _upgrades(p: Problems, where: str, raw: Any) -> tuple[Upgrade, ...] | None:
             ok = False
             continue
         out.append(Upgrade(capacity_mbps=capacity, available_from=day))
-    return tuple(sorted(out, key=lambda u: u.available_from)) if ok else None
+    out.sort(key=lambda u: u.available_from)
+    if ok and base_mbps is not None:
+        # Assessment bisects over upgrade dates, which needs capacity never to go down.
+        previous = base_mbps
+        for upgrade in out:
+            if upgrade.capacity_mbps < previous:
+                p.add(where, f"upgrade on {upgrade.available_from} to {upgrade.capacity_mbps} Mbps "
+                             f"would shrink the link ({previous} Mbps before)")
+                ok = False
+            previous = max(previous, upgrade.capacity_mbps)
+    return tuple(out) if ok else None
 
 
 def _attachments(

@@ -22,6 +22,7 @@ duplication happens at the PE, the CE sends the traffic once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -167,7 +168,7 @@ class Planner:
     ) -> Route:
         g = self.graph
         kw = {"bandwidth_mbps": s.bandwidth_mbps, "load": s.load, "capacities": s.capacities, "banned": banned}
-        safest = g.search(src, dst, weights=g.avail_cost, use_heuristic=False, **kw)  # type: ignore[arg-type]
+        safest = g.search(src, dst, weights=g.avail_cost, mix=(0.0, 1.0), **kw)  # type: ignore[arg-type]
         assert safest is not None  # the same links admitted ``fastest``
         best_availability = g.route_availability(safest)
         if best_availability < target - _EPSILON:
@@ -185,8 +186,9 @@ class Planner:
             if d_fast <= d_safe:
                 break
             lam = (c_safe - c_fast) / (d_fast - d_safe)
-            weights = [lat + int(lam * ac) for lat, ac in zip(g.latency_us, g.avail_cost)]
-            mid = g.search(src, dst, weights=weights, **kw)  # type: ignore[arg-type]
+            # rounded up, so the weights dominate the heuristic's latency + lambda * availability bound
+            weights = [lat + math.ceil(lam * ac) for lat, ac in zip(g.latency_us, g.avail_cost)]
+            mid = g.search(src, dst, weights=weights, mix=(1.0, lam), **kw)  # type: ignore[arg-type]
             if mid is None or mid in (fast, safe):
                 break
             c_mid, d_mid = cost(mid)

@@ -67,9 +67,14 @@ async def provision(ctx: ServiceContext, session_id: str) -> None:
     now = ctx.clock.now()
     async with ctx.db() as db, db.begin():
         row = await _locked(db, session_id)
-        if row is None or row.status != Status.REQUESTED:
-            return  # deleted meanwhile: its teardown job removes what we built
-        lifecycle.start(db, ctx, row, now)
+        if row is not None and row.status == Status.REQUESTED:
+            lifecycle.start(db, ctx, row, now)
+            return
+        torn_down = row is None or row.released_at is not None
+    # ended meanwhile: a teardown still queued removes what we built; one that already ran
+    # (on another worker, during our driver call) cannot have, so remove it here
+    if torn_down:
+        await _driver("remove", ctx.driver.remove, session_id)
 
 
 async def modify(ctx: ServiceContext, session_id: str) -> None:

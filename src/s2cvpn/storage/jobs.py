@@ -10,6 +10,7 @@ that stopped renewing (killed, partitioned) loses it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,12 +51,18 @@ async def finish(db: AsyncSession, job_id: int, worker_id: str | None = None) ->
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def renew(db: AsyncSession, job_id: int, worker_id: str, *, until: datetime) -> bool:
-    """Extend a running job's lease (heartbeat); False when another worker has taken it over."""
+async def renew(db: AsyncSession, job_ids: Iterable[int], worker_id: str, *, until: datetime) -> set[int]:
+    """Extend the leases of running jobs (heartbeat); returns the ids this worker still holds."""
+    ids = list(job_ids)
+    if not ids:
+        return set()
     result = await db.execute(
-        update(JobRow).where(JobRow.job_id == job_id, JobRow.locked_by == worker_id).values(locked_until=until)
+        update(JobRow)
+        .where(JobRow.job_id.in_(ids), JobRow.locked_by == worker_id)
+        .values(locked_until=until)
+        .returning(JobRow.job_id)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return set(result.scalars().all())
 
 
 async def retry_later(db: AsyncSession, job_id: int, *, run_at: datetime, error: str, worker_id: str | None = None) -> None:

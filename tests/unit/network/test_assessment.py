@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from types import MappingProxyType
 
@@ -10,7 +11,8 @@ import pytest
 from s2cvpn.errors import LocationNotServed
 from s2cvpn.network import assessment, pricing
 from s2cvpn.network.inventory import Inventory
-from tests.unit.network.support import TODAY, request
+from s2cvpn.network.inventory import Upgrade
+from tests.unit.network.support import TODAY, request, small_network
 
 UPGRADE_DAY = date(2027, 3, 1)  # cloud-par-1--p-paris: 2 -> 20 Gbps
 
@@ -59,3 +61,16 @@ def test_reserves_nothing_and_propagates_unserved(demo: Inventory) -> None:
     assert not assessment.assess_connection(demo, request(bandwidth_mbps=101), load, TODAY, "A").feasible
     with pytest.raises(LocationNotServed):
         assessment.assess_connection(demo, request(ce="192.0.2.1"), {}, TODAY, None)
+
+
+def test_wait_days_picks_the_first_sufficient_upgrade_among_many() -> None:
+    base = small_network([("pe", "p", 1.0, 99.99), ("p", "cloud", 1.0, 99.99, 500)], port_mbps=10000)
+    steps = [(date(2027, m, 1), 500 + 250 * m) for m in range(1, 13)]  # 750 ... 3500 Mbps
+    link = base.links["p--cloud"]
+    upgraded = dataclasses.replace(link, upgrades=tuple(Upgrade(c, d) for d, c in steps))
+    inventory = dataclasses.replace(base, links={**base.links, "p--cloud": upgraded})
+    for bandwidth_mbps, first_day in ((400, None), (1000, date(2027, 2, 1)), (2300, date(2027, 8, 1)), (3500, date(2027, 12, 1))):
+        result = assessment.assess_connection(inventory, request(ce="198.51.100.1", bandwidth_mbps=bandwidth_mbps), {}, TODAY, "A")
+        expected = None if first_day is None else (first_day - TODAY).days
+        assert result.options[0].wait_days == expected, bandwidth_mbps
+    assert not assessment.assess_connection(inventory, request(ce="198.51.100.1", bandwidth_mbps=3501), {}, TODAY, "A").feasible

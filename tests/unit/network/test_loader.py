@@ -62,6 +62,8 @@ CASES: list[tuple[str, Mutation, str]] = [
     ("unknown key", lambda d: d["links"][0].update(capacity=5), "unknown key 'capacity'"),
     ("unknown location", lambda d: _node(d, "p-paris").update(location="atlantis"), "unknown location 'atlantis'"),
     ("bad role", lambda d: _node(d, "p-paris").update(role="core"), "role 'core' is not one of"),
+    ("upgrade shrinks a link", lambda d: d["links"][0].update(upgrades=[{"capacity_mbps": 5, "available_from": "2027-01-01"}]),
+     "would shrink the link (100000 Mbps before)"),
     ("upgrade without date", lambda d: d["links"][0].update(upgrades=[{"capacity_mbps": 5}]), "upgrades[0]: missing 'available_from'"),
 ]
 

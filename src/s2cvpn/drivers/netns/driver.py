@@ -98,8 +98,10 @@ class NetnsDriver(NetworkDriver):
         after, ended = probes.byte_counters(target["vrf"], target["devices"]), probes.now()
         rtts = [rtt for rtt, _loss in results if rtt is not None]
         losses = [loss for _rtt, loss in results]
+        # ping gives round trips; the API's latency is one-way (as planned and as
+        # maxLatency bounds it): half the round trip, the path being symmetric
         return Measurement(
-            latency_ms=round(sum(rtts) / len(rtts), 3) if rtts else None,
+            latency_ms=round(sum(rtts) / len(rtts) / 2, 4) if rtts else None,
             packet_loss_rate=round(sum(losses) / len(losses), 2) if losses else None,
             throughput_mbps=round(probes.throughput_mbps(before, after, ended - started), 3),
             measured=True,

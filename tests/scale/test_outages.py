@@ -1,0 +1,90 @@
+"""Outages: PostgreSQL restarted under load, a sink down for a minute."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from tests.scale.support import Api, Cluster, FlakySink, client_token, private_postgres, query, storage_problems, wait_until
+from tests.support.payloads import MADRID_CE, session_request
+
+pytestmark = pytest.mark.postgres
+
+
+def test_postgres_restart_under_load_answers_503_and_loses_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with private_postgres() as pg, Cluster(pg.url, tmp_path) as cluster:
+        replicas = [cluster.serve(), cluster.serve()]
+        token = client_token(pg.url, replicas[0].url, "outage")
+        accepted: list[str] = []
+        codes: Counter[int] = Counter()
+        bad: list[str] = []
+        stop = threading.Event()
+
+        def load(i: int) -> None:
+            with Api(replicas[i % 2].url, token) as api:
+                while not stop.is_set():
+                    try:
+                        r = api.post("/sessions", json=session_request(ce=MADRID_CE, bandwidth=1))
+                    except httpx.HTTPError as exc:  # a cut connection would be a failure too
+                        bad.append(type(exc).__name__)
+                        continue
+                    codes[r.status_code] += 1
+                    if r.status_code == 201:
+                        accepted.append(r.json()["sessionId"])
+                    elif r.status_code != 503 or r.json()["code"] != "UNAVAILABLE":
+                        bad.append(f"{r.status_code} {r.text[:200]}")
+                    time.sleep(0.02)
+
+        threads = [threading.Thread(target=load, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(2)
+        before_outage = codes[201]
+        pg.stop("fast")
+        time.sleep(4)
+        during = dict(codes)
+        pg.start()
+        time.sleep(6)
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        print(f"\nresponses: {dict(codes)}; before the outage {before_outage} created")
+        assert not bad, bad[:10]
+        assert codes[503] > 0 and during.get(503, 0) > 0
+        assert codes[201] > during.get(201, 0), "the service did not recover by itself"
+        with Api(replicas[0].url, token) as api:
+            wait_until(lambda: all(api.get(f"/sessions/{s}").json()["status"] == "AVAILABLE" for s in accepted), 30, "accepted lost")
+        rows = query(pg.url, "SELECT count(*) AS n FROM sessions")[0]["n"]
+        assert rows == len(accepted)  # nothing accepted lost, nothing half-written kept
+        wait_until(lambda: query(pg.url, "SELECT count(*) AS n FROM jobs")[0]["n"] == 0, 30, "jobs left")
+        assert storage_problems(pg.url) == []
+
+
+def test_a_sink_down_for_a_minute_gets_every_event(cluster: Cluster) -> None:
+    # retries at 1, 3, 7, 15, 31, 63 s after the first attempt: the 63 s one finds the sink back
+    replica = cluster.serve(env={"S2CVPN_NOTIFY_BACKOFF_SECONDS": "1", "S2CVPN_NOTIFY_MAX_ATTEMPTS": "10"})
+    sink = FlakySink()
+    with Api(replica.url, client_token(cluster.database_url, replica.url, "sink")) as api:
+        ids = [api.post("/sessions", json=session_request(ce=MADRID_CE, bandwidth=1, sink=sink.url)).json()["sessionId"] for _ in range(20)]
+        for sid in ids[:10]:
+            wait_until(lambda sid=sid: api.get(f"/sessions/{sid}").json()["status"] == "AVAILABLE", 15, "not AVAILABLE")
+            assert api.delete(f"/sessions/{sid}").status_code == 202
+        went_down = time.monotonic()
+        time.sleep(60)
+        sink.up()
+        try:
+            wait_until(lambda: len({e["id"] for e in sink.events()}) == 30, 30, "events missing")
+            came_back_after = time.monotonic() - went_down
+        finally:
+            sink.down()
+    events = sink.events()
+    per_session = Counter(e["data"]["sessionId"] for e in {e["id"]: e for e in events}.values())
+    assert all(per_session[s] == (2 if s in ids[:10] else 1) for s in ids), per_session
+    assert {e["data"]["status"] for e in events} == {"AVAILABLE", "UNAVAILABLE"}
+    assert came_back_after < 90
+    assert cluster.counter("s2cvpn_notifications_total", result="retry") >= 30
+    assert cluster.counter("s2cvpn_notifications_total", result="delivered") == len(events)

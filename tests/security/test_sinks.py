@@ -1,0 +1,143 @@
+"""SSRF guard of notification sinks: loopback, private, link-local and their IPv6 and
+IPv4-mapped forms, names resolving to them, and redirects, refused unless the operator
+allows private sinks."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from s2cvpn.errors import InvalidArgument
+from s2cvpn.service import sinks
+from tests.support.payloads import session_request
+from tests.support.servers import ApiClient, ServerProcess, free_port
+
+INTERNAL = [
+    "https://127.0.0.1/hook", "https://127.1.2.3/hook", "https://10.0.0.5/hook", "https://172.16.0.1/hook",
+    "https://192.168.1.1/hook", "https://169.254.169.254/latest/meta-data", "https://0.0.0.0/hook",
+    "https://100.64.0.1/hook", "https://[::1]/hook", "https://[fc00::1]/hook", "https://[fd12:3456::1]/hook",
+    "https://[fe80::1]/hook", "https://[::ffff:127.0.0.1]/hook", "https://[::ffff:169.254.169.254]/hook",
+    "https://[::]/hook", "https://localhost/hook", "https://api.localhost/hook", "https://printer.local/hook",
+    "https://intranet/hook", "https://224.0.0.1/hook",
+]
+
+
+@pytest.mark.parametrize("url", INTERNAL)
+def test_internal_literals_and_names_refused(url: str) -> None:
+    with pytest.raises(InvalidArgument):
+        sinks.check_sink(url, allow_private=False)
+    sinks.check_sink(url.replace("https", "http"), allow_private=True)  # labs and tests
+
+
+@pytest.mark.parametrize("url", ["http://sink.example.com/x", "ftp://sink.example.com/x", "https://user:pw@sink.example.com/x", "sink.example.com"])
+def test_scheme_and_credentials_refused(url: str) -> None:
+    with pytest.raises(InvalidArgument):
+        sinks.check_sink(url, allow_private=False)
+
+
+def test_public_https_sink_accepted() -> None:
+    sinks.check_sink("https://sink.example.com/events", allow_private=False)
+    sinks.check_sink("https://93.184.215.14/events", allow_private=False)
+
+
+@pytest.mark.parametrize("resolved", ["127.0.0.1", "10.1.2.3", "169.254.169.254", "::1", "fc00::5", "fe80::1", "::ffff:127.0.0.1"])
+def test_names_resolving_to_internal_addresses_refused(monkeypatch: pytest.MonkeyPatch, resolved: str) -> None:
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def fake_getaddrinfo(host: str, *_args: Any, **_kwargs: Any) -> list[Any]:
+            family = socket.AF_INET6 if ":" in resolved else socket.AF_INET
+            public = ("93.184.215.14", 443)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", public), (family, socket.SOCK_STREAM, 6, "", (resolved, 443))]
+
+        monkeypatch.setattr(loop, "getaddrinfo", fake_getaddrinfo)
+        with pytest.raises(InvalidArgument):
+            await sinks.resolve_public("https://rebind.example.com/hook", allow_private=False)
+
+    asyncio.run(run())
+
+
+def test_name_resolving_to_public_addresses_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def fake_getaddrinfo(host: str, *_args: Any, **_kwargs: Any) -> list[Any]:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 443))]
+
+        monkeypatch.setattr(loop, "getaddrinfo", fake_getaddrinfo)
+        await sinks.resolve_public("https://sink.example.com/hook", allow_private=False)
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def strict_server(fresh_database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    env = {"S2CVPN_SINK_ALLOW_PRIVATE": "false"}
+    with ServerProcess(database_url=fresh_database_url, port=free_port(), workdir=tmp_path, env=env) as running:
+        yield running
+
+
+def test_api_refuses_internal_sinks_when_private_not_allowed(strict_server: ServerProcess) -> None:
+    with strict_server.api_client(name="strict") as api:
+        for url in ("https://127.0.0.1/x", "https://[::1]/x", "https://169.254.169.254/x", "https://[::ffff:10.0.0.1]/x",
+                    "https://localhost/x", "http://sink.example.com/x"):
+            response = api.post("/sessions", json=session_request(sink=url))
+            assert response.status_code == 400, (url, response.text)
+            assert response.json()["code"] == "INVALID_ARGUMENT"
+        assert api.get("/sessions").json()["pagination"]["totalCount"] == 0
+
+
+class _Recorder:
+    """A loopback HTTP server: answers every POST with ``status`` (and a Location)."""
+
+    def __init__(self, status: int, location: str = "") -> None:
+        self.hits = 0
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("content-length", "0")))
+                recorder.hits += 1
+                self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_sink_redirects_are_not_followed(client: ApiClient) -> None:
+    """The test server allows loopback sinks; a sink that redirects elsewhere (here another
+    loopback server standing for an internal target) never makes the service call there."""
+    inner = _Recorder(204)
+    outer = _Recorder(307, f"{inner.url}/internal")
+    try:
+        session_id = client.post("/sessions", json=session_request(sink=f"{outer.url}/hook")).json()["sessionId"]
+        client.wait_status(session_id, "AVAILABLE")
+        deadline = time.monotonic() + 10
+        while outer.hits == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert outer.hits >= 1
+        assert inner.hits == 0
+    finally:
+        outer.close()
+        inner.close()
