@@ -24,6 +24,22 @@ app.add_typer(sessions_app, name="sessions")
 QUIET_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy", "httpx", "httpcore", "hpack", "multipart")
 
 
+def _settings_or_exit() -> Settings:
+    """Settings with a valid inventory, or a clear message and exit 2: never a half start."""
+    from s2cvpn.network.loader import InventoryError, load_inventory
+
+    settings = Settings()
+    try:
+        load_inventory(settings.inventory)
+    except InventoryError as exc:
+        typer.echo(f"s2cvpn: the inventory {settings.inventory} is invalid:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        typer.echo(f"s2cvpn: cannot read the inventory {settings.inventory}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
+    return settings
+
+
 def _logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in QUIET_LOGGERS:
@@ -45,7 +61,7 @@ def serve(
     from s2cvpn.app import create_app
 
     _logging(log_level)
-    settings = Settings()
+    settings = _settings_or_exit()
     application = create_app(settings, embed_worker=not no_worker)
     uvicorn.run(
         application,
@@ -74,6 +90,7 @@ def worker(
     from s2cvpn.jobs.worker import Worker
 
     _logging(log_level)
+    settings = _settings_or_exit()
     if metrics_port:
         from prometheus_client import start_http_server
 
@@ -84,7 +101,7 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with open_context(Settings()) as ctx:
+        async with open_context(settings) as ctx:
             background = Worker(ctx)
             await background.start()
             await stop.wait()

@@ -270,8 +270,8 @@ class EchoCounter:
     def __init__(self, ns: str, source: str) -> None:
         self.ns = ns
         rules = (
-            f"table ip {self.TABLE} {{ chain pre {{ type filter hook prerouting priority -300; "
-            f"ip saddr {source} icmp type echo-request counter }} }}\n"
+            f"table ip {self.TABLE} {{\n chain pre {{\n  type filter hook prerouting priority -300;\n"
+            f"  ip saddr {source} icmp type echo-request counter\n }}\n}}\n"
         )
         result = subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=rules, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr

@@ -61,11 +61,12 @@ class ApiRequest:
         return session
 
     def cleanup(self) -> None:
+        """Delete what the scenario created and wait until the network released it, so
+        later scenarios and tests find the capacity free."""
+        deleted = [sid for sid, kind in self.created if self.target.delete_session(sid, token_kind=kind) in (202, 404)]
         for session_id, kind in self.created:
-            try:
-                self.target.delete_session(session_id, token_kind=kind)
-            except Exception:  # noqa: BLE001 - best effort; the session expires anyway
-                pass
+            if session_id in deleted or self.target.get_session(session_id, token_kind=kind).status_code != 404:
+                self.target.wait_gone(session_id, token_kind=kind)
 
     @property
     def answer(self) -> httpx.Response:

@@ -104,10 +104,10 @@ class Target:
             time.sleep(0.05)
         raise AssertionError(f"setup: session {session_id} did not reach {status}; last seen {last}")
 
-    def wait_gone(self, session_id: str) -> None:
+    def wait_gone(self, session_id: str, *, token_kind: str = "valid") -> None:
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            if self.get_session(session_id).status_code == 404:
+            if self.get_session(session_id, token_kind=token_kind).status_code == 404:
                 return
             time.sleep(0.05)
         raise AssertionError(f"session {session_id} still readable after {self.timeout}s")

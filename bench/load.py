@@ -1,0 +1,270 @@
+"""HTTP load benchmark: the API against a bare FastAPI "hello" on the same server setup.
+
+    .venv/bin/python bench/load.py [--backends sqlite,postgres] [--seconds 10] [--connections 64]
+                                   [--sessions 1000] [--million]
+
+For each backend it starts a real ``s2cvpn serve`` (uvicorn, one process, embedded
+worker, as shipped) on a fresh database, and, alongside, a bare FastAPI app with one
+``GET /hello`` route served by the same uvicorn settings. The load generator is **wrk**
+(``apt-get install wrk``; a separate C process, 2 threads) with Lua scripts that carry
+the bearer token; each figure is one wrk run of ``--seconds`` at ``--connections``:
+
+- hello: ``GET /hello`` on the bare app (the ceiling on this machine);
+- getSession: ``GET /sessions/{id}`` of one of the client's sessions;
+- listSessions: ``GET /sessions?perPage=20`` (page 1);
+- create+delete: alternating ``POST /sessions`` and ``DELETE`` of the one just created
+  (rate given in requests/s; a pair is two requests).
+
+The client owns ``--sessions`` sessions (one created through the API, the rest cloned
+from it in SQL). ``--million`` (PostgreSQL only) then clones 1,000,000 more sessions
+into the same database (spread over 1,000 other clients), measures getSession and
+listSessions again, and prints EXPLAIN ANALYZE of the expiry sweep query with nothing
+due and with everything due (the sweep reads at most its batch either way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from tests.support.servers import PREFIX, free_port, register_client  # noqa: E402
+
+PG_ADMIN = os.environ.get("S2CVPN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+SESSION = {
+    "serviceName": "bench",
+    "customerEdge": {"type": "site", "primaryIpAddress": {"ipv4Address": "198.51.100.30"}},
+    "providerEdge": {"type": "cloud", "primaryIpAddress": {"ipv4Address": "203.0.113.1"}},
+    "applicationServers": [{"ipv4Address": "10.250.0.1/32"}],
+    "sla": "A",
+    "guaranteeBandwidth": 1,
+}
+DONE_LUA = """
+done = function(summary, latency, requests)
+  local errors = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format('\\nRESULT {"requests": %d, "seconds": %f, "p50_ms": %f, "p99_ms": %f, "errors": %d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000, errors))
+end
+"""
+CREATE_DELETE_LUA = """
+local counter, queue = 0, {}
+local body_head = %s
+local threads = 0
+setup = function(thread) threads = threads + 1; thread:set("tid", threads) end
+request = function()
+  if #queue > 0 then
+    local id = table.remove(queue)
+    return wrk.format("DELETE", "%s/sessions/" .. id, nil, nil)
+  end
+  counter = counter + 1
+  local n = counter
+  local server = string.format("10.%%d.%%d.%%d/32", 100 + (tid or 0), math.floor(n / 256) %% 256, n %% 256)
+  return wrk.format("POST", "%s/sessions", nil, string.format(body_head, server))
+end
+response = function(status, headers, body)
+  if status == 201 then
+    local id = string.match(body, '"sessionId"%%s*:%%s*"([%%x%%-]+)"')
+    if id then table.insert(queue, id) end
+  end
+end
+"""
+
+
+def wrk(url: str, script: str, *, seconds: float, connections: int, token: str | None) -> dict[str, float]:
+    headers = f'wrk.headers["Authorization"] = "Bearer {token}"\nwrk.headers["Content-Type"] = "application/json"\n' if token else ""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(headers + script + DONE_LUA)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s", "-s", handle.name, url],
+            capture_output=True, text=True, timeout=seconds + 60, check=True,
+        ).stdout
+    finally:
+        os.unlink(handle.name)
+    result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+# ---- servers ------------------------------------------------------------------------------
+HELLO_APP = """
+from fastapi import FastAPI
+import uvicorn, sys
+app = FastAPI()
+@app.get("/hello")
+async def hello():
+    return {"message": "hello"}
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False, timeout_graceful_shutdown=20, proxy_headers=True)
+"""
+
+
+def start(command: list[str], env: dict[str, str], url: str, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(log.read_text()[-2000:])
+        try:
+            httpx.get(url, timeout=1)
+            return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{command} did not start")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+# ---- data ---------------------------------------------------------------------------------
+async def _pg(url: str, *statements: str) -> list[list[tuple]]:
+    import asyncpg
+
+    connection = await asyncpg.connect(url, timeout=10)
+    try:
+        return [[tuple(r) for r in await connection.fetch(s)] for s in statements]
+    finally:
+        await connection.close()
+
+
+def clone_sessions(database_url: str, template: str, count: int, *, client_id: str | None) -> float:
+    """Copy the template session ``count`` times (new ids; owner ``client_id`` or 1,000 others)."""
+    from sqlalchemy import text
+
+    from s2cvpn.storage.db import create_engine
+    from s2cvpn.storage.tables import SessionRow
+
+    columns = [c.name for c in SessionRow.__table__.columns]
+    postgres = database_url.startswith("postgres")
+    owner = f"'{client_id}'" if client_id else ("'bulk-' || (g % 1000)" if postgres else "'bulk-' || (g % 1000)")
+    overrides = {
+        "session_id": "gen_random_uuid()::text" if postgres else "lower(hex(randomblob(16)))",
+        "client_id": owner,
+        "dedup_key": "md5(g::text || random()::text)" if postgres else "hex(randomblob(16))",
+        "created_at": "created_at + g * interval '1 millisecond'" if postgres else "created_at",
+    }
+    select_list = ", ".join(overrides.get(c, c) for c in columns)
+    series = "generate_series(1, :n) AS g" if postgres else "(WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < :n) SELECT g FROM s)"
+    statement = text(f"INSERT INTO sessions ({', '.join(columns)}) SELECT {select_list} FROM sessions, {series} WHERE session_id = :t")
+
+    async def run() -> float:
+        engine = create_engine(database_url)
+        started = time.perf_counter()
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(statement, {"n": count, "t": template})
+            if postgres:
+                async with engine.connect() as connection:
+                    await connection.execute(text("COMMIT"))
+                    await connection.execute(text("ANALYZE sessions"))
+        finally:
+            await engine.dispose()
+        return time.perf_counter() - started
+
+    return asyncio.run(run())
+
+
+SWEEP_SQL = """EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
+SELECT * FROM sessions WHERE status = 'AVAILABLE' AND expires_at <= {at}
+ORDER BY expires_at LIMIT 200 FOR UPDATE SKIP LOCKED"""
+
+
+# ---- one backend --------------------------------------------------------------------------
+def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tuple[str, dict[str, float]]]:
+    dbname = None
+    if backend == "sqlite":
+        database_url = f"sqlite:///{folder / 'bench.db'}"
+    else:
+        dbname = f"s2cvpn_bench_{uuid.uuid4().hex[:8]}"
+        asyncio.run(_pg(PG_ADMIN, f'CREATE DATABASE "{dbname}"'))
+        database_url = PG_ADMIN.rsplit("/", 1)[0] + "/" + dbname
+    port, hello_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "S2CVPN_DATABASE_URL": database_url, "S2CVPN_PUBLIC_URL": base, "S2CVPN_RETENTION_SECONDS": "2"}
+    server = start([sys.executable, "-m", "s2cvpn", "serve", "--port", str(port), "--log-level", "warning"], env,
+                   f"{base}/health/live", folder / f"serve-{backend}.log")
+    hello = start([sys.executable, "-c", HELLO_APP, str(hello_port)], env, f"http://127.0.0.1:{hello_port}/hello",
+                  folder / f"hello-{backend}.log")
+    rows: list[tuple[str, dict[str, float]]] = []
+    try:
+        client_id, secret = register_client(database_url, "bench")
+        token = httpx.post(f"{base}/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)).json()["access_token"]
+        api = httpx.Client(base_url=base + PREFIX, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        first = api.post("/sessions", json=SESSION)
+        assert first.status_code == 201, first.text
+        sid = first.json()["sessionId"]
+        clone_sessions(database_url, sid, args.sessions - 1, client_id=client_id)
+        assert api.get("/sessions").json()["pagination"]["totalCount"] == args.sessions
+        api_url = base + PREFIX
+        load = {"seconds": args.seconds, "connections": args.connections}
+        body = json.dumps({**SESSION, "applicationServers": [{"ipv4Address": "%s"}]})
+        measured = {
+            "hello": wrk(f"http://127.0.0.1:{hello_port}/hello", "", token=None, **load),
+            "getSession": wrk(f"{api_url}/sessions/{sid}", "", token=token, **load),
+            "listSessions": wrk(f"{api_url}/sessions?perPage=20", "", token=token, **load),
+            "create+delete": wrk(api_url, CREATE_DELETE_LUA % (lua_string(body), PREFIX, PREFIX), token=token, **load),
+        }
+        rows += [(f"{backend} {name} ({args.sessions} sessions)", figures) for name, figures in measured.items()]
+        if args.million and backend == "postgres":
+            took = clone_sessions(database_url, sid, 1_000_000, client_id=None)
+            print(f"cloned 1,000,000 sessions in {took:.0f}s")
+            for name, url in (("getSession", f"{api_url}/sessions/{sid}"), ("listSessions", f"{api_url}/sessions?perPage=20")):
+                rows.append((f"{backend} {name} (+1,000,000 sessions)", wrk(url, "", token=token, **load)))
+            plans = asyncio.run(_pg(database_url, SWEEP_SQL.format(at="now()"), SWEEP_SQL.format(at="now() + interval '100 years'")))
+            for label, plan in zip(("nothing due", "everything due"), plans, strict=True):
+                print(f"\nexpiry sweep, {label}:\n" + textwrap.indent("\n".join(line[0] for line in plan), "  "))
+        api.close()
+    finally:
+        stop(server)
+        stop(hello)
+        if dbname:
+            asyncio.run(_pg(PG_ADMIN, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+    return rows
+
+
+def lua_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--million", action="store_true", help="also measure with 1,000,000 more sessions (PostgreSQL)")
+    args = parser.parse_args()
+    rows: list[tuple[str, dict[str, float]]] = []
+    with tempfile.TemporaryDirectory(prefix="s2cvpn-bench-") as folder:
+        for backend in args.backends.split(","):
+            rows += run_backend(backend, args, Path(folder))
+    print(f"\nwrk -t2 -c{args.connections} -d{args.seconds:g}s, one uvicorn process each, {os.cpu_count()} CPUs shared with wrk\n")
+    print("| run | req/s | vs hello | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|")
+    hello = {name.split()[0]: figures["rps"] for name, figures in rows if " hello " in name}
+    for name, figures in rows:
+        ratio = figures["rps"] / hello[name.split()[0]]
+        print(f"| {name} | {figures['rps']:,.0f} | {ratio:.0%} | {figures['p50_ms']:.1f} | {figures['p99_ms']:.1f} | {figures['errors']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
