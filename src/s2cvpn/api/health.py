@@ -23,7 +23,7 @@ async def ready(request: Request) -> Response:
     ctx = request.app.state.ctx
     checks: dict[str, str] = {}
     try:
-        async with ctx.db() as db:
+        async with ctx.read_db() as db:
             await asyncio.wait_for(db.execute(text("SELECT 1")), timeout=2)
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 MAX_TOKEN_BYTES = 8 * 1024
 LEEWAY_SECONDS = 30
+VERIFIED_CACHE_SIZE = 10_000
+VERIFIED_CACHE_SECONDS = 30
 KEY_CACHE_SECONDS = 30
 KEY_RELOAD_MIN_SECONDS = 5
 REVOCATION_CACHE_SECONDS = 3
@@ -102,6 +104,8 @@ class TokenService:
         self._keys_loaded_at: datetime | None = None
         self._keys_lock = asyncio.Lock()
         self._client_cache: dict[str, tuple[bool, datetime, int]] = {}
+        # token -> (caller, exp, built-in issuer?), insertion ordered: the oldest goes first
+        self._verified: dict[str, tuple[Principal, float, bool]] = {}
         self._ext_keys: dict[str, dict[str, Any]] = {}
         self._ext_loaded_at: datetime | None = None
         self._ext_lock = asyncio.Lock()
@@ -200,9 +204,29 @@ class TokenService:
     # ---- verifying -----------------------------------------------------------------
 
     async def verify(self, token: str) -> Principal:
-        """The caller behind a bearer token; ``errors.Unauthenticated`` for any bad token."""
+        """The caller behind a bearer token; ``errors.Unauthenticated`` for any bad token.
+
+        A token already verified is not checked again for up to ``VERIFIED_CACHE_SECONDS``
+        (signature checks are the costliest part of a request); a withdrawn key or an expired
+        token is noticed after that at the latest, and the client's revocation every time.
+        """
         if len(token) > MAX_TOKEN_BYTES:
             raise _refuse("token too large")
+        now = self.clock.now()
+        known = self._verified.get(token)
+        if known is not None and known[1] > now.timestamp():
+            principal, _expires, builtin = known
+            if builtin and not await self._client_active(principal.client_id, now):
+                raise _refuse("client revoked")
+            return principal
+        principal, expires, builtin = await self._verify_uncached(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))
+        until = min(expires + LEEWAY_SECONDS, now.timestamp() + VERIFIED_CACHE_SECONDS)
+        self._verified[token] = (principal, until, builtin)
+        return principal
+
+    async def _verify_uncached(self, token: str) -> tuple[Principal, float, bool]:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -210,9 +234,9 @@ class TokenService:
             raise _refuse("malformed token") from exc
         issuer = unverified.get("iss")
         if issuer == self.settings.issuer():
-            return await self._verify_builtin(token, header)
+            return await self._verify_builtin(token, header), float(unverified["exp"]), True
         if self.external_enabled and issuer == self.settings.external_issuer:
-            return await self._verify_external(token, header)
+            return await self._verify_external(token, header), float(unverified["exp"]), False
         raise _refuse("token issuer not accepted")
 
     async def _verify_builtin(self, token: str, header: dict[str, Any]) -> Principal:

@@ -17,7 +17,8 @@ from s2cvpn.network.inventory import Inventory
 class ServiceContext:
     settings: Settings
     engine: AsyncEngine
-    db: async_sessionmaker
+    db: async_sessionmaker  # read-write transactions
+    read_db: async_sessionmaker  # reads only (never blocked by a writer on SQLite)
     inventory: Inventory
     driver: NetworkDriver
     clock: Clock

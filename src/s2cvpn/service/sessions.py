@@ -168,12 +168,12 @@ async def owned(db: AsyncSession, client_id: str, session_id: str, *, for_update
 
 
 async def get_session(ctx: ServiceContext, *, client_id: str, session_id: str) -> SessionRow:
-    async with ctx.db() as db:
+    async with ctx.read_db() as db:
         return await owned(db, client_id, session_id)
 
 
 async def list_sessions(ctx: ServiceContext, *, client_id: str, page: int, per_page: int) -> tuple[list[SessionRow], int]:
-    async with ctx.db() as db:
+    async with ctx.read_db() as db:
         total = await db.scalar(select(func.count()).select_from(SessionRow).where(SessionRow.client_id == client_id)) or 0
         rows = await db.scalars(
             select(SessionRow)
