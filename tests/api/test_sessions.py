@@ -178,3 +178,23 @@ def test_health_metrics_and_openapi(server: ServerProcess) -> None:
     } <= operations
     create = spec["paths"][f"{PREFIX}/sessions"]["post"]
     assert create["security"] == [{"openId": ["site-to-cloud-vpn:sessions:create"]}]
+
+
+def test_cli_prints_the_l3nm_document(client: ApiClient, server: ServerProcess) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    created = client.post("/sessions", json=session_request(routeProtocol="BGP", customerAsn=65030)).json()
+    env = {**os.environ, "S2CVPN_DATABASE_URL": server.database_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "s2cvpn", "sessions", "l3nm", created["sessionId"]], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    service = document["ietf-l3vpn-ntw:l3vpn-ntw"]["vpn-services"]["vpn-service"][0]
+    assert service["vpn-id"] == created["resourceGroupId"]
+    assert client.get(f"/sessions/{created['sessionId']}/l3nm").json() == document
+    missing = subprocess.run([sys.executable, "-m", "s2cvpn", "sessions", "l3nm", "no-such-id"], env=env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "no session" in missing.stderr

@@ -87,11 +87,6 @@ def test_three_replicas_expire_every_session_exactly_once_and_on_time(cluster: C
     assert query(cluster.database_url, "SELECT count(*) AS n FROM events WHERE next_attempt_at IS NOT NULL")[0]["n"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/sessions.py _check_quota counts active sessions without a lock: concurrent creates "
-    "(on one replica or several) all see the same count; needs a per-client pg_advisory_xact_lock before counting",
-)
 def test_active_session_quota_holds_across_replicas(cluster: Cluster) -> None:
     env = {"S2CVPN_MAX_ACTIVE_SESSIONS_PER_CLIENT": "5"}
     replicas = [cluster.serve(worker=False, env=env) for _ in range(3)]

@@ -36,7 +36,7 @@ async def rate_limited(request: Request, principal: Annotated[Principal, Depends
 router = APIRouter(tags=["Sessions"], dependencies=[Depends(rate_limited)])
 
 
-def context(request: Request) -> ServiceContext:
+async def context(request: Request) -> ServiceContext:  # async: sync dependencies run in a thread pool
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 

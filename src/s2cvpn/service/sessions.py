@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -147,6 +147,10 @@ async def _check_quota(db: AsyncSession, ctx: ServiceContext, client_id: str) ->
     limit = ctx.settings.max_active_sessions_per_client
     if not limit:
         return
+    if db.bind.dialect.name == "postgresql":
+        # creates of one client queue here, so the count below cannot be stale (SQLite's
+        # BEGIN IMMEDIATE already serialises every writer)
+        await db.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:client_id, 0))"), {"client_id": client_id})
     active = await db.scalar(
         select(func.count()).select_from(SessionRow).where(SessionRow.client_id == client_id, SessionRow.status.in_(LIVE_STATUSES))
     )
@@ -160,25 +164,35 @@ async def owned(db: AsyncSession, client_id: str, session_id: str, *, for_update
     if for_update:
         statement = statement.with_for_update()
     row = await db.scalar(statement)
+    _check_owner(row, client_id, session_id)
+    return row
+
+
+SESSIONS = SessionRow.__table__
+
+
+def _check_owner(row: Any, client_id: str, session_id: str) -> None:
     if row is None:
         raise errors.NotFound(f"session {session_id} does not exist")
     if row.client_id != client_id:
         raise errors.PermissionDenied("the session belongs to another client")
+
+
+async def get_session(ctx: ServiceContext, *, client_id: str, session_id: str) -> Any:
+    """Read-only view (a Core row with the same attributes): no ORM bookkeeping on the hot path."""
+    async with ctx.read_db() as db:
+        row = (await db.execute(select(SESSIONS).where(SESSIONS.c.session_id == session_id))).first()
+    _check_owner(row, client_id, session_id)
     return row
 
 
-async def get_session(ctx: ServiceContext, *, client_id: str, session_id: str) -> SessionRow:
+async def list_sessions(ctx: ServiceContext, *, client_id: str, page: int, per_page: int) -> tuple[list[Any], int]:
     async with ctx.read_db() as db:
-        return await owned(db, client_id, session_id)
-
-
-async def list_sessions(ctx: ServiceContext, *, client_id: str, page: int, per_page: int) -> tuple[list[SessionRow], int]:
-    async with ctx.read_db() as db:
-        total = await db.scalar(select(func.count()).select_from(SessionRow).where(SessionRow.client_id == client_id)) or 0
-        rows = await db.scalars(
-            select(SessionRow)
-            .where(SessionRow.client_id == client_id)
-            .order_by(SessionRow.created_at, SessionRow.session_id)
+        total = await db.scalar(select(func.count()).select_from(SESSIONS).where(SESSIONS.c.client_id == client_id)) or 0
+        rows = await db.execute(
+            select(SESSIONS)
+            .where(SESSIONS.c.client_id == client_id)
+            .order_by(SESSIONS.c.created_at, SESSIONS.c.session_id)
             .offset((page - 1) * per_page)
             .limit(per_page)
         )

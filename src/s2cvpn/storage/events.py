@@ -12,9 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from s2cvpn.storage.leases import lease_due
 from s2cvpn.storage.tables import EventRow
 
 NOTIFICATIONS = Counter("s2cvpn_notifications", "Notification delivery outcomes recorded by this process", ["result"])
@@ -46,19 +47,9 @@ def add_event(
 
 
 async def claim_due(db: AsyncSession, *, now: datetime, lease: timedelta, limit: int) -> list[EventRow]:
-    statement = (
-        select(EventRow)
-        .where(EventRow.next_attempt_at <= now, or_(EventRow.locked_until.is_(None), EventRow.locked_until < now))
-        .order_by(EventRow.next_attempt_at, EventRow.created_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    return await lease_due(
+        db, EventRow, due=EventRow.next_attempt_at, order_by=(EventRow.next_attempt_at, EventRow.created_at), now=now, lease=lease, limit=limit
     )
-    async with db.begin():
-        events = list((await db.scalars(statement)).all())
-        for event in events:
-            event.locked_until = now + lease
-            event.attempts += 1
-    return events
 
 
 async def mark_done(db: AsyncSession, event_id: str, *, outcome: str, now: datetime) -> None:

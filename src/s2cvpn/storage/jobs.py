@@ -14,9 +14,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from s2cvpn.storage.leases import lease_due
 from s2cvpn.storage.tables import JobRow
 
 
@@ -26,20 +27,9 @@ def enqueue(db: AsyncSession, *, kind: str, session_id: str | None, now: datetim
 
 async def claim(db: AsyncSession, *, worker_id: str, now: datetime, lease: timedelta, limit: int) -> list[JobRow]:
     """Lease up to ``limit`` due jobs to this worker (commits)."""
-    statement = (
-        select(JobRow)
-        .where(JobRow.run_at <= now, or_(JobRow.locked_until.is_(None), JobRow.locked_until < now))
-        .order_by(JobRow.run_at, JobRow.job_id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    return await lease_due(
+        db, JobRow, due=JobRow.run_at, order_by=(JobRow.run_at, JobRow.job_id), now=now, lease=lease, limit=limit, locked_by=worker_id
     )
-    async with db.begin():
-        jobs = list((await db.scalars(statement)).all())
-        for job in jobs:
-            job.locked_until = now + lease
-            job.locked_by = worker_id
-            job.attempts += 1
-    return jobs
 
 
 async def finish(db: AsyncSession, job_id: int, worker_id: str | None = None) -> bool:

@@ -1,10 +1,14 @@
 """Pool slots: one small integer per live session, from which every pool value derives.
 
-The primary key makes a slot unique; taking the lowest free one keeps VNIs and subnets
-compact and reusable once a session ends.
+The primary key makes a slot unique. A slot is first drawn at random: concurrent creates
+then almost never want the same one (on PostgreSQL a second insert of a key that another
+open transaction holds would wait for it to commit, serialising creates). When random
+draws keep hitting taken slots, the pool is nearly full and the lowest free one is used.
 """
 
 from __future__ import annotations
+
+import random
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -35,10 +39,15 @@ async def _lowest_free(db: AsyncSession, size: int) -> int:
     return int(gap)
 
 
+RANDOM_DRAWS = 8
+
+
 async def take_slot(db: AsyncSession, session_id: str, size: int) -> int:
-    """Give the session the lowest free slot, in the caller's transaction."""
-    for _ in range(20):
-        slot = await _lowest_free(db, size)
+    """Give the session a free slot, in the caller's transaction."""
+    for attempt in range(RANDOM_DRAWS + 20):
+        slot = random.randrange(size) if attempt < RANDOM_DRAWS else await _lowest_free(db, size)
+        if attempt < RANDOM_DRAWS and await db.get(PoolSlotRow, slot) is not None:
+            continue
         try:
             async with db.begin_nested():
                 db.add(PoolSlotRow(slot=slot, session_id=session_id))
