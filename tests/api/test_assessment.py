@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from tests.support.payloads import assessment_request, protected_request, session_request
+from tests.support.payloads import ASSESSMENT_CE, assessment_request, protected_request, session_request
 from tests.support.servers import ApiClient
 
 
 def test_assessment_lists_tiers_with_prices_and_reserves_nothing(client: ApiClient) -> None:
-    response = client.post("/assessment", json=assessment_request(bandwidth=100))
+    response = client.post("/assessment", json=assessment_request(ce=ASSESSMENT_CE, bandwidth=100))
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["feasible"] is True
@@ -18,7 +18,7 @@ def test_assessment_lists_tiers_with_prices_and_reserves_nothing(client: ApiClie
     assert all(option["estimatedLatency"] > 0 for option in result["options"])
     assert client.get("/sessions").json()["pagination"]["totalCount"] == 0
     # nothing reserved: the full port is still there for a session
-    assert client.post("/sessions", json=session_request(bandwidth=1000)).status_code == 201
+    assert client.post("/sessions", json=session_request(ce=ASSESSMENT_CE, bandwidth=1000)).status_code == 201
 
 
 def test_assessment_of_one_tier(client: ApiClient) -> None:

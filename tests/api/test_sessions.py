@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from tests.support.payloads import MADRID_CE, protected_request, session_request
+from tests.support.payloads import CAPACITY_CE, MADRID_CE, protected_request, session_request
 from tests.support.servers import PREFIX, ApiClient, ServerProcess
 
 
@@ -130,12 +130,12 @@ def test_delete_is_202_then_the_session_is_gone(client: ApiClient) -> None:
 
 def test_capacity_is_returned_on_delete(client: ApiClient) -> None:
     """A 1000 Mbps port: 900 + 900 does not fit, but does once the first is deleted."""
-    first = client.post("/sessions", json=session_request(bandwidth=900)).json()["sessionId"]
-    refused = client.post("/sessions", json=session_request(bandwidth=900))
+    first = client.post("/sessions", json=session_request(ce=CAPACITY_CE, bandwidth=900)).json()["sessionId"]
+    refused = client.post("/sessions", json=session_request(ce=CAPACITY_CE, bandwidth=900))
     assert refused.status_code == 422
     client.delete(f"/sessions/{first}")
     client.wait_gone(first)
-    again = client.post("/sessions", json=session_request(bandwidth=900))
+    again = client.post("/sessions", json=session_request(ce=CAPACITY_CE, bandwidth=900))
     assert again.status_code == 201, again.text
 
 
