@@ -55,16 +55,17 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
-            # writers queue for the lock up front (no deadlock on upgrade); readers never wait
-            read_only = connection.get_execution_options().get(READ_ONLY, False)
-            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+            # writers queue for the lock up front (no deadlock on upgrade); readers take no
+            # transaction at all: each SELECT sees one committed state (WAL) and never waits
+            if not connection.get_execution_options().get(READ_ONLY, False):
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(
         target,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=True,  # a connection killed by a database restart is replaced, not used
         pool_recycle=1800,
         hide_parameters=True,  # errors never echo bound values (credentials) into logs
     )
@@ -75,6 +76,9 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker:
 
 
 def read_session_factory(engine: AsyncEngine) -> async_sessionmaker:
-    """Sessions for reads only: on SQLite they start a deferred transaction, so readers
-    run beside the writer instead of queueing behind it (WAL)."""
-    return async_sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+    """Sessions for reads only, in autocommit: no BEGIN/ROLLBACK round trips on
+    PostgreSQL, and on SQLite readers run beside the writer instead of queueing behind it."""
+    options: dict[str, object] = {READ_ONLY: True}
+    if not is_sqlite(engine):
+        options["isolation_level"] = "AUTOCOMMIT"
+    return async_sessionmaker(engine.execution_options(**options), expire_on_commit=False)
