@@ -14,7 +14,7 @@ from s2cvpn.network import planner
 from s2cvpn.network.loader import load_inventory
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import migrate, reservations
-from s2cvpn.storage.db import create_engine, read_session_factory, session_factory
+from s2cvpn.storage.db import create_engine, read_connections, session_factory
 
 
 @asynccontextmanager
@@ -29,7 +29,7 @@ async def open_context(settings: Settings, *, clock: Clock | None = None, migrat
             settings=settings,
             engine=engine,
             db=session_factory(engine),
-            read_db=read_session_factory(engine),
+            read_db=read_connections(engine),
             inventory=inventory,
             driver=create_driver(
                 settings.driver, inventory, model_delay_seconds=settings.model_apply_delay_seconds, netns_prefix=settings.netns_prefix

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from s2cvpn.clock import Clock
 from s2cvpn.config import Settings
@@ -18,7 +20,7 @@ class ServiceContext:
     settings: Settings
     engine: AsyncEngine
     db: async_sessionmaker  # read-write transactions
-    read_db: async_sessionmaker  # reads only (never blocked by a writer on SQLite)
+    read_db: Callable[[], AbstractAsyncContextManager[AsyncConnection]]  # Core reads, autocommit
     inventory: Inventory
     driver: NetworkDriver
     clock: Clock

@@ -8,9 +8,12 @@ stay serial there just as row locks make them on PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 
 
 READ_ONLY = "s2cvpn_read_only"
@@ -75,10 +78,11 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def read_session_factory(engine: AsyncEngine) -> async_sessionmaker:
-    """Sessions for reads only, in autocommit: no BEGIN/ROLLBACK round trips on
-    PostgreSQL, and on SQLite readers run beside the writer instead of queueing behind it."""
+def read_connections(engine: AsyncEngine) -> Callable[[], AbstractAsyncContextManager[AsyncConnection]]:
+    """Plain connections for reads only, in autocommit: no ORM session to set up, no
+    BEGIN/ROLLBACK round trips on PostgreSQL, and on SQLite readers run beside the writer
+    instead of queueing behind it. Use with Core statements (``select(table)``)."""
     options: dict[str, object] = {READ_ONLY: True}
     if not is_sqlite(engine):
         options["isolation_level"] = "AUTOCOMMIT"
-    return async_sessionmaker(engine.execution_options(**options), expire_on_commit=False)
+    return engine.execution_options(**options).connect

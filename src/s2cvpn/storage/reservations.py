@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from s2cvpn.storage.tables import ReservationRow, ResourceLoadRow
 
@@ -39,7 +39,7 @@ async def ensure_resources(db: AsyncSession, resource_ids: Iterable[str]) -> Non
         await db.execute(statement)
 
 
-async def current_load(db: AsyncSession) -> dict[str, int]:
+async def current_load(db: AsyncSession | AsyncConnection) -> dict[str, int]:
     """Mbps reserved per resource, only where something is reserved (sparse)."""
     result = await db.execute(
         select(ResourceLoadRow.resource_id, ResourceLoadRow.reserved_mbps).where(ResourceLoadRow.reserved_mbps > 0)
