@@ -20,7 +20,7 @@ from s2cvpn.drivers.netns import runner, topology
 from s2cvpn.drivers.netns.names import Names
 
 lab_app = typer.Typer(help="The netns data-plane lab (root).", no_args_is_help=True)
-PrefixOption = Annotated[str, typer.Option(help="Name prefix of every lab object")]
+PrefixOption = Annotated[str, typer.Option(help="Name prefix of every lab object (default: S2CVPN_NETNS_PREFIX, s2c)")]
 InventoryOption = Annotated[Path | None, typer.Option(help="Inventory YAML (default: settings' inventory)")]
 
 
@@ -35,6 +35,13 @@ def _inventory(path: Path | None):  # type: ignore[no-untyped-def]
     return load_inventory(path or Settings().inventory)
 
 
+def _prefix(given: str) -> str:
+    """The --prefix given, else the service's own setting, so the CLI sees the lab it drives."""
+    from s2cvpn.config import Settings
+
+    return given or Settings().netns_prefix
+
+
 def _root() -> None:
     if os.geteuid() != 0:
         typer.echo("the lab needs root (network namespaces)", err=True)
@@ -42,13 +49,14 @@ def _root() -> None:
 
 
 @lab_app.command()
-def up(inventory: InventoryOption = None, prefix: PrefixOption = "s2c") -> None:
+def up(inventory: InventoryOption = None, prefix: PrefixOption = "") -> None:
     """Build the inventory as namespaces, veth links and underlay routes (replaces a lab)."""
     from rich.progress import Progress
 
     from s2cvpn.drivers.netns import NetnsDriver
 
     _root()
+    prefix = _prefix(prefix)
     inv = _inventory(inventory)
     driver = NetnsDriver(inv, prefix=prefix)
     with Progress(transient=True) as progress:
@@ -62,22 +70,23 @@ def up(inventory: InventoryOption = None, prefix: PrefixOption = "s2c") -> None:
 
 
 @lab_app.command()
-def down(prefix: PrefixOption = "s2c") -> None:
+def down(prefix: PrefixOption = "") -> None:
     """Remove every namespace, link and daemon of the lab (sessions included)."""
     from s2cvpn.drivers.netns import NetnsDriver
 
     _root()
-    driver = NetnsDriver(_empty_inventory(), prefix=prefix)
+    driver = NetnsDriver(_empty_inventory(), prefix=_prefix(prefix))
     removed = driver.lab_down()
     typer.echo(f"removed {len(removed)} namespaces")
 
 
 @lab_app.command()
-def status(prefix: PrefixOption = "s2c") -> None:
+def status(prefix: PrefixOption = "") -> None:
     """List the lab's routers, CEs and session namespaces."""
     from rich.console import Console
     from rich.table import Table
 
+    prefix = _prefix(prefix)
     names = Names(prefix)
     kinds = topology.status(names)
     table = Table(title=f"lab {prefix}")
@@ -98,7 +107,7 @@ def exec(  # noqa: A001 - the subcommand is called exec
     session: Annotated[str | None, typer.Option(help="Session id (with --server)")] = None,
     server: Annotated[str | None, typer.Option(help="Application server address in the session's cloud")] = None,
     inventory: InventoryOption = None,
-    prefix: PrefixOption = "s2c",
+    prefix: PrefixOption = "",
 ) -> None:
     """Run a command (after --) in a CE router or in a session's application server."""
     _root()
@@ -106,7 +115,7 @@ def exec(  # noqa: A001 - the subcommand is called exec
     if not command:
         typer.echo("give the command after --", err=True)
         raise typer.Exit(2)
-    names = Names(prefix)
+    names = Names(_prefix(prefix))
     ns = _ce_namespace(names, ce, inventory) if ce else _server_namespace(names, session, server)
     os.execvp("ip", ["ip", "netns", "exec", ns, *command])
 
