@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+
+from tests.support.skips import skip_or_fail_in_ci
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -96,11 +98,11 @@ class OidcProvider:
 @pytest.fixture(scope="module")
 def node_ready() -> None:
     if shutil.which("node") is None:
-        pytest.skip("node is not installed")
+        skip_or_fail_in_ci("node is not installed")
     if not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
         done = subprocess.run(["bash", str(OIDC_DIR / "install.sh")], capture_output=True, timeout=300)
         if done.returncode != 0:
-            pytest.skip(f"oidc-provider could not be installed: {done.stderr.decode()[-500:]}")
+            skip_or_fail_in_ci(f"oidc-provider could not be installed: {done.stderr.decode()[-500:]}")
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.skips import skip_or_fail_in_ci
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +38,7 @@ def app_schema() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def spectral() -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node/npm not installed (CI has them)")
+        skip_or_fail_in_ci("node/npm not installed (CI has them)")
     if not SPECTRAL.exists():
         subprocess.run(["bash", str(ROOT / "scripts" / "install-node-tools.sh")], check=True, timeout=300)
     return SPECTRAL

@@ -17,6 +17,8 @@ from tests.unit.network.support import TODAY, request
 YANG_DIR = Path(os.environ.get("S2CVPN_YANG_DIR", Path(__file__).resolve().parents[3].parent / "shared" / "yang"))
 PYANG_MODULES = Path(sys.prefix) / "share" / "yang" / "modules"
 
+if os.environ.get("CI") and not (YANG_DIR / "yang-library.json").is_file():
+    raise RuntimeError(f"CI must validate L3NM: YANG modules not found in {YANG_DIR} (set S2CVPN_YANG_DIR)")
 pytestmark = pytest.mark.skipif(
     not (YANG_DIR / "yang-library.json").is_file(),
     reason=f"YANG modules not found in {YANG_DIR} (set S2CVPN_YANG_DIR)",
