@@ -38,7 +38,7 @@ def session_body(row: SessionRow, now: datetime) -> dict[str, Any]:
     allocation = row.allocation or {}
     if allocation:
         body["resourceGroupId"] = allocation["service_id"]
-        body["cloudGatewayIp"] = specs.allocation_from_json(allocation).cloud_gateway_ip
+        body["cloudGatewayIp"] = specs.cloud_gateway_ip(allocation)
         if body.get("routeProtocol") == "BGP":
             body["providerAsn"] = allocation["provider_asn"]
     if row.status != Status.REQUESTED:

@@ -46,6 +46,12 @@ def allocation_to_json(allocation: Allocation) -> dict[str, Any]:
     return data
 
 
+def cloud_gateway_ip(data: dict[str, Any]) -> str:
+    """``Allocation.cloud_gateway_ip`` read straight from the stored JSON (no parsing):
+    the first address of the primary /31 is its network address, as stored."""
+    return str(data["p2p_ipv4"][0]).split("/", 1)[0]
+
+
 def allocation_from_json(data: dict[str, Any]) -> Allocation:
     return Allocation(
         slot=data["slot"],
