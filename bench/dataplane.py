@@ -26,18 +26,16 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
-import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -53,6 +51,9 @@ from s2cvpn.network.loader import load_inventory
 from s2cvpn.network.planner import plan_connection
 from s2cvpn.network.plans import ConnectionRequest
 from s2cvpn.network.pools import allocation_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.support
+from tests.support.servers import ServerProcess, free_port, register_client  # noqa: E402
 
 PREFIX = "s2cb"
 CLOUD_PES = ("203.0.113.1", "203.0.113.2", "203.0.113.9")
@@ -205,67 +206,23 @@ def run(driver: NetnsDriver, inventory: Inventory, args: argparse.Namespace) -> 
 API_ROOT = "/site-to-cloud-vpn/v0.1"
 
 
-class Server:
-    """``python -m s2cvpn serve`` with the netns driver on lab ``PREFIX``; removed on exit."""
-
-    def __init__(self, database_url: str) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="s2cvpn-bench-"))
-        self.database_url = database_url or f"sqlite:///{self.folder / 's2cvpn.db'}"
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "S2CVPN_DATABASE_URL": self.database_url,
-            "S2CVPN_PUBLIC_URL": self.url,
-            "S2CVPN_DRIVER": "netns",
-            "S2CVPN_NETNS_PREFIX": PREFIX,
-            "S2CVPN_RETENTION_SECONDS": "5",
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Server:
-        log = open(self.folder / "server.log", "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "s2cvpn", "serve", "--port", str(self.port), "--log-level", "warning"],
-            env=self.env, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {(self.folder / 'server.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("server not ready after 30 s")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-    def client(self) -> httpx.Client:
-        """A registered OAuth client's token on the API root (the CLI does the registering)."""
-        created = subprocess.run(
-            [sys.executable, "-m", "s2cvpn", "clients", "create", "--name", "bench"],
-            env=self.env, cwd=self.folder, capture_output=True, text=True, check=True,
-        )
-        ids = json.loads(created.stdout)
-        token = httpx.post(
-            f"{self.url}/oauth2/token", data={"grant_type": "client_credentials"},
-            auth=(ids["client_id"], ids["client_secret"]), timeout=30,
-        ).json()["access_token"]
+@contextmanager
+def netns_server(database_url: str) -> Iterator[httpx.Client]:
+    """A real ``s2cvpn serve`` with the netns driver on lab ``PREFIX``, and a client's API."""
+    folder = Path(tempfile.mkdtemp(prefix="s2cvpn-bench-"))
+    url = database_url or f"sqlite:///{folder / 's2cvpn.db'}"
+    env = {"S2CVPN_DRIVER": "netns", "S2CVPN_NETNS_PREFIX": PREFIX, "S2CVPN_RETENTION_SECONDS": "5"}
+    server = ServerProcess(database_url=url, port=free_port(), workdir=folder, env=env)
+    try:
+        server.start()
+        token = server.token(*register_client(url, "bench"))
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-        return httpx.Client(base_url=self.url + API_ROOT, headers={"Authorization": f"Bearer {token}"}, timeout=60, limits=limits)
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url + API_ROOT, headers=headers, timeout=60, limits=limits) as api:
+            yield api
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def api_body(inventory: Inventory, n: int) -> tuple[dict[str, Any], str, str]:
@@ -401,7 +358,7 @@ def run_api(driver: NetnsDriver, inventory: Inventory, args: argparse.Namespace)
     print(f"\nthrough the HTTP API (s2cvpn serve, netns driver, {db.split('@')[-1]})")
     prober = Prober()
     try:
-        with Server(args.database_url) as server, server.client() as api:
+        with netns_server(args.database_url) as api:
             # 1 session at a time
             through, ids = [], []
             for n in range(args.single):

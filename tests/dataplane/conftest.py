@@ -15,12 +15,8 @@ PREFIX = "s2ct"
 
 @pytest.fixture(scope="session")
 def netns_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsDriver]:
-    lab.require_netns()
-    driver = lab.start_lab(demo_inventory(), PREFIX, tmp_path_factory.mktemp("dataplane"))
-    try:
+    with lab.running_lab(demo_inventory(), PREFIX, tmp_path_factory.mktemp("dataplane")) as driver:
         yield driver
-    finally:
-        lab.teardown(driver)
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,18 @@ def start_lab(inventory: Inventory, prefix: str, state_dir: Path) -> NetnsDriver
     driver.lab_down()
     driver.lab_up()
     return driver
+
+
+@contextmanager
+def running_lab(inventory: Inventory, prefix: str, state_dir: Path) -> Iterator[NetnsDriver]:
+    """A lab for a fixture: skipped (failed on CI) where it cannot run, torn down and
+    checked for leftovers afterwards, whatever the tests did."""
+    require_netns()
+    driver = start_lab(inventory, prefix, state_dir)
+    try:
+        yield driver
+    finally:
+        teardown(driver)
 
 
 def leftovers(prefix: str, state_dir: Path) -> list[str]:

@@ -19,12 +19,8 @@ PREFIX = "s2cu"
 
 @pytest.fixture(scope="module")
 def contract_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsDriver]:
-    lab.require_netns()
-    driver = lab.start_lab(demo_inventory(), PREFIX, tmp_path_factory.mktemp("netns-contract"))
-    try:
+    with lab.running_lab(demo_inventory(), PREFIX, tmp_path_factory.mktemp("netns-contract")) as driver:
         yield driver
-    finally:
-        lab.teardown(driver)
 
 
 class TestNetnsDriver(DriverContract):
