@@ -29,11 +29,12 @@ from s2cvpn.domain.session import LIVE_STATUSES, Status, StatusInfo
 from s2cvpn.errors import DriverError
 from s2cvpn.service import lifecycle, specs
 from s2cvpn.service.context import ServiceContext
-from s2cvpn.storage.tables import IdempotencyRow, JobRow, SessionRow
+from s2cvpn.storage.tables import EventRow, IdempotencyRow, JobRow, SessionRow
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 200
 IDEMPOTENCY_KEEP = timedelta(hours=25)
+EVENTS_KEEP = timedelta(hours=24)
 T = TypeVar("T")
 
 DRIVER_CALLS = Counter("s2cvpn_driver_calls", "Network driver calls that succeeded", ["op", "cause"])
@@ -162,6 +163,8 @@ async def purge_due(ctx: ServiceContext) -> int:
             )
         )
         await db.execute(delete(IdempotencyRow).where(IdempotencyRow.created_at < now - IDEMPOTENCY_KEEP))
+        # finished notifications (delivered, gone or abandoned) are kept a day for operators
+        await db.execute(delete(EventRow).where(EventRow.created_at < now - EVENTS_KEEP, EventRow.next_attempt_at.is_(None)))
     purged = int(result.rowcount or 0)  # type: ignore[attr-defined]
     PURGED.inc(purged)
     return purged

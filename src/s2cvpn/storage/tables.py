@@ -166,7 +166,7 @@ class EventRow(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_events_next_attempt_at", "next_attempt_at"),)
+    __table_args__ = (Index("ix_events_next_attempt_at", "next_attempt_at"), Index("ix_events_created_at", "created_at"))
 
 
 class RateCountRow(Base):
