@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +14,7 @@ import jwt
 import pytest
 
 from tests.support.payloads import CLOUD_PE, session_request
-from tests.support.servers import PREFIX, ApiClient, ServerProcess
+from tests.support.servers import PREFIX, ApiClient, ServerProcess, free_port
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -173,3 +174,17 @@ def test_private_sink_refused_unless_allowed(client: ApiClient) -> None:
 def test_unknown_path_and_method(client: ApiClient) -> None:
     assert_error(client.get("/nothing-here"), 404, "NOT_FOUND")
     assert_error(client.put(f"/sessions/{uuid.uuid4()}", json={}), 405, "METHOD_NOT_ALLOWED")
+
+
+def test_network_down_is_503_and_nothing_is_accepted(fresh_database_url: str, tmp_path: Path) -> None:
+    """With the netns driver and no lab up, orders are refused up front, not failed later."""
+    env = {"S2CVPN_DRIVER": "netns", "S2CVPN_NETNS_PREFIX": "s2cz"}  # a lab nobody builds
+    server = ServerProcess(database_url=fresh_database_url, port=free_port(), workdir=tmp_path, env=env, ready_path="/health/live")
+    with server, server.api_client(name="network-down") as api:
+        ready = httpx.get(f"{server.url}/health/ready")
+        assert ready.status_code == 503 and ready.json()["checks"]["network"].startswith("unavailable")
+        response = api.post("/sessions", json=session_request())
+        assert_error(response, 503, "UNAVAILABLE")
+        assert int(response.headers["retry-after"]) > 0
+        assert api.get("/sessions").json()["pagination"]["totalCount"] == 0
+        assert api.post("/assessment", json={k: v for k, v in session_request().items() if k not in ("serviceName", "sla")}).status_code == 200

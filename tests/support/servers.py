@@ -85,9 +85,17 @@ class ServerProcess:
     """``python -m s2cvpn serve`` on a free port, stopped (or killed) by the test."""
 
     def __init__(
-        self, *, database_url: str, port: int, workdir: Path, env: dict[str, str] | None = None, log_level: str = "warning"
+        self,
+        *,
+        database_url: str,
+        port: int,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        log_level: str = "warning",
+        ready_path: str = "/health/ready",
     ) -> None:
         self.log_level = log_level
+        self.ready_path = ready_path
         self.database_url = database_url
         self.port = port
         self.workdir = workdir
@@ -119,7 +127,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}{self.ready_path}", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

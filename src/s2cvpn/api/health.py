@@ -28,7 +28,7 @@ async def ready(request: Request) -> Response:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"unavailable: {type(exc).__name__}"
-    health = await asyncio.to_thread(ctx.driver.health)
+    health = await ctx.network_ready()
     checks["network"] = "ok" if health.ok else f"unavailable: {health.detail}"
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -11,8 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 
 from s2cvpn.clock import Clock
 from s2cvpn.config import Settings
-from s2cvpn.drivers.base import NetworkDriver
+from s2cvpn.drivers.base import Health, NetworkDriver
 from s2cvpn.network.inventory import Inventory
+
+
+HEALTH_TTL_SECONDS = 2.0
 
 
 @dataclass
@@ -26,6 +30,16 @@ class ServiceContext:
     clock: Clock
     # set when new work is written, so an embedded worker starts it without waiting a poll
     work_ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # the network's last health answer and when it was taken (monotonic seconds)
+    network_health: tuple[float, Health] | None = None
+
+    async def network_ready(self) -> Health:
+        """The driver's health, asked at most every ``HEALTH_TTL_SECONDS`` (it may run commands)."""
+        now = time.monotonic()
+        if self.network_health is None or now - self.network_health[0] > HEALTH_TTL_SECONDS:
+            self.network_health = (now, await asyncio.to_thread(self.driver.health))
+        return self.network_health[1]
 
     def session_url(self, session_id: str) -> str:
         return f"{self.settings.public_url.rstrip('/')}{self.settings.api_prefix}/sessions/{session_id}"

@@ -88,6 +88,9 @@ async def create_session(
         sinks.check_sink(body["sink"], allow_private=ctx.settings.sink_allow_private)
     request = specs.connection_request(client_id, body)
     resolve.resolve_endpoints(ctx.inventory, request)  # 422 before any write
+    network = await ctx.network_ready()
+    if not network.ok:  # take no order the network cannot start on
+        raise errors.Unavailable(f"the network cannot take orders now: {network.detail}", headers={"Retry-After": "5"})
     session_id = str(uuid.uuid4())
     credential = body.pop("sinkCredential", None)
     dedup_key = _dedup_key(client_id, body)
