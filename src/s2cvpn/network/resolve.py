@@ -6,12 +6,15 @@ resolution is a couple of dict lookups whatever the inventory size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from s2cvpn.errors import LocationNotServed
 from s2cvpn.network.inventory import Attachment, Inventory, IPAddress, Node
 from s2cvpn.network.plans import ConnectionRequest, Endpoints
+
+Place = TypeVar("Place", Attachment, Node)
 
 
 @dataclass(frozen=True)
@@ -66,35 +69,31 @@ def _shown(addresses: Sequence[IPAddress]) -> str:
     return " / ".join(str(a) for a in addresses)
 
 
-def _attachment(index: AddressIndex, addresses: Sequence[IPAddress], client_id: str, role: str) -> Attachment:
+def _one_place(
+    table: Mapping[IPAddress, Place], addresses: Sequence[IPAddress], role: str, unknown: str, kind: str, key: Callable[[Place], str]
+) -> Place:
+    """The one inventory object every address of an edge resolves to (an edge may give its
+    IPv4 and IPv6 identity: both must name the same router)."""
     if not addresses:
         raise LocationNotServed(f"{role}: no address given")
-    found: Attachment | None = None
+    found: Place | None = None
     for address in addresses:
-        attachment = index.attachments.get(address)
-        if attachment is None:
-            raise LocationNotServed(f"{role} {address} is not attached to this network")
-        if found is not None and found.id != attachment.id:
-            raise LocationNotServed(
-                f"{role} {_shown(addresses)}: the addresses belong to two different attachments"
-            )
-        found = attachment
+        place = table.get(address)
+        if place is None:
+            raise LocationNotServed(f"{role} {address} {unknown}")
+        if found is not None and key(found) != key(place):
+            raise LocationNotServed(f"{role} {_shown(addresses)}: the addresses belong to two different {kind}")
+        found = place
     assert found is not None
+    return found
+
+
+def _attachment(index: AddressIndex, addresses: Sequence[IPAddress], client_id: str, role: str) -> Attachment:
+    found = _one_place(index.attachments, addresses, role, "is not attached to this network", "attachments", lambda a: a.id)
     if found.customers is not None and client_id not in found.customers:
         raise LocationNotServed(f"{role} {_shown(addresses)} is attached for another customer")
     return found
 
 
 def _cloud_pe(index: AddressIndex, addresses: Sequence[IPAddress], role: str) -> Node:
-    if not addresses:
-        raise LocationNotServed(f"{role}: no address given")
-    found: Node | None = None
-    for address in addresses:
-        node = index.cloud_pes.get(address)
-        if node is None:
-            raise LocationNotServed(f"{role} {address} is not a cloud provider edge of this network")
-        if found is not None and found.name != node.name:
-            raise LocationNotServed(f"{role} {_shown(addresses)}: the addresses belong to two different PEs")
-        found = node
-    assert found is not None
-    return found
+    return _one_place(index.cloud_pes, addresses, role, "is not a cloud provider edge of this network", "PEs", lambda n: n.name)
