@@ -24,19 +24,31 @@ def test_postgres_restart_under_load_answers_503_and_loses_nothing(tmp_path) -> 
         bad: list[str] = []
         stop = threading.Event()
 
+        reads: Counter[int] = Counter()
+
+        def read(api: Api, path: str) -> None:
+            """getSession and listSessions use their own driver-level reader: same 503 contract."""
+            r = api.get(path, params={"perPage": 5})
+            reads[r.status_code] += 1
+            if r.status_code not in (200, 503) or (r.status_code == 503 and r.json()["code"] != "UNAVAILABLE"):
+                bad.append(f"GET {r.status_code} {r.text[:200]}")
+
         def load(i: int) -> None:
             with Api(replicas[i % 2].url, token) as api:
                 while not stop.is_set():
                     try:
                         r = api.post("/sessions", json=session_request(ce=MADRID_CE, bandwidth=1))
+                        codes[r.status_code] += 1
+                        if r.status_code == 201:
+                            accepted.append(r.json()["sessionId"])
+                        elif r.status_code != 503 or r.json()["code"] != "UNAVAILABLE":
+                            bad.append(f"{r.status_code} {r.text[:200]}")
+                        read(api, "/sessions")
+                        if accepted:
+                            read(api, f"/sessions/{accepted[-1]}")
                     except httpx.HTTPError as exc:  # a cut connection would be a failure too
                         bad.append(type(exc).__name__)
                         continue
-                    codes[r.status_code] += 1
-                    if r.status_code == 201:
-                        accepted.append(r.json()["sessionId"])
-                    elif r.status_code != 503 or r.json()["code"] != "UNAVAILABLE":
-                        bad.append(f"{r.status_code} {r.text[:200]}")
                     time.sleep(0.02)
 
         threads = [threading.Thread(target=load, args=(i,)) for i in range(4)]
@@ -52,9 +64,10 @@ def test_postgres_restart_under_load_answers_503_and_loses_nothing(tmp_path) -> 
         stop.set()
         for t in threads:
             t.join(timeout=60)
-        print(f"\nresponses: {dict(codes)}; before the outage {before_outage} created")
+        print(f"\nresponses: {dict(codes)}; reads {dict(reads)}; before the outage {before_outage} created")
         assert not bad, bad[:10]
         assert codes[503] > 0 and during.get(503, 0) > 0
+        assert reads[503] > 0 and reads[200] > 0
         assert codes[201] > during.get(201, 0), "the service did not recover by itself"
         with Api(replicas[0].url, token) as api:
             wait_until(lambda: all(api.get(f"/sessions/{s}").json()["status"] == "AVAILABLE" for s in accepted), 30, "accepted lost")

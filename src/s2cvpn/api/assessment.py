@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Request, Response
-from fastapi.responses import JSONResponse
 
 from s2cvpn.api import docs
 from s2cvpn.api.deps import Principal, require_scope
+from s2cvpn.api.rendering import json_response
 from s2cvpn.api.schemas import AssessmentRequest, AssessmentResult
-from s2cvpn.api.sessions import rate_limited
 from s2cvpn.service import assessment as assessment_service
 
 SCOPE = "site-to-cloud-vpn:assessment:assess"
-router = APIRouter(tags=["Assessment"], dependencies=[Depends(rate_limited)])
+router = APIRouter(tags=["Assessment"])
 
 
 @router.post(
@@ -51,4 +50,4 @@ async def assess_connection_feasibility(
         answer["contextCode"] = result.context_code
     if result.context_message:
         answer["contextMessage"] = result.context_message[:512]
-    return JSONResponse(answer)
+    return json_response(answer)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from s2cvpn.errors import S2CError
+from s2cvpn.storage.db import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
@@ -71,6 +72,7 @@ def install(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "request refused"
         return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
 
+    @app.exception_handler(DatabaseUnavailable)
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
     async def _database_down(_request: Request, exc: Exception) -> JSONResponse:

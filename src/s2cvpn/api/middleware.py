@@ -47,13 +47,15 @@ class GuardMiddleware:
         self.app = app
         self.api_prefix = api_prefix
         self.max_body_bytes = max_body_bytes
+        # metric children by (method, route, status): ``labels()`` takes a lock and builds a key
+        self._metrics: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = {k.lower(): v for k, v in scope["headers"]}
+        headers = dict(scope["headers"])  # ASGI servers give header names in lower case
         correlator = headers.get(b"x-correlator")
         echo: list[tuple[bytes, bytes]] = []
         status_seen = 500
@@ -110,8 +112,12 @@ class GuardMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            REQUESTS.labels(scope["method"], template, str(status_seen)).inc()
-            LATENCY.labels(scope["method"], template).observe(time.perf_counter() - started)
+            key = (scope["method"], template, str(status_seen))
+            metrics = self._metrics.get(key)
+            if metrics is None:
+                metrics = self._metrics[key] = (REQUESTS.labels(*key), LATENCY.labels(*key[:2]))
+            metrics[0].inc()
+            metrics[1].observe(time.perf_counter() - started)
 
     def _media_problem(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
         method = scope["method"]

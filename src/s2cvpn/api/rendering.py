@@ -5,9 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
+from starlette.responses import Response
+
 from s2cvpn.domain.session import Status, serviced_hours
 from s2cvpn.service import specs
+from s2cvpn.storage.session_reads import SessionView
 from s2cvpn.storage.tables import SessionRow
+
+
+def json_response(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """JSON by orjson: a session body encodes several times faster than with the stdlib."""
+    return Response(orjson.dumps(content), status_code=status_code, headers=headers, media_type="application/json")
 
 
 def rfc3339(moment: datetime | None) -> str | None:
@@ -16,7 +25,7 @@ def rfc3339(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def session_body(row: SessionRow, now: datetime) -> dict[str, Any]:
+def session_body(row: SessionRow | SessionView, now: datetime) -> dict[str, Any]:
     body: dict[str, Any] = dict(row.request)
     body["sessionId"] = row.session_id
     body["sla"] = row.sla

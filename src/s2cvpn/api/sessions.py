@@ -7,40 +7,17 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from s2cvpn.api import docs
-from s2cvpn.api.deps import Principal, current_principal, require_scope
-from s2cvpn.api.rendering import session_body
+from s2cvpn.api.deps import Principal, require_scope
+from s2cvpn.api.rendering import json_response, session_body
 from s2cvpn.api.schemas import ExtendRequest, SessionCreate, SessionInfo, SessionList, SessionUpdate
-from s2cvpn.service import ratelimit
 from s2cvpn.service import sessions as session_service
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.service.specs import render_l3nm
 
 SCOPE = "site-to-cloud-vpn:sessions:"
-
-
-async def rate_limited(request: Request, principal: Annotated[Principal, Depends(current_principal)]) -> None:
-    """429 TOO_MANY_REQUESTS past ``rate_limit_per_second`` for the caller (shared by replicas)."""
-    ctx = request.app.state.ctx
-    if not ctx.settings.rate_limit_per_second:
-        return
-    held = getattr(request.app.state, "rate_limiter", None)
-    if held is None or held[0] is not ctx:  # one limiter per running application
-        held = (ctx, ratelimit.for_database(ctx.settings.rate_limit_per_second, ctx.db, ctx.engine.dialect.name))
-        request.app.state.rate_limiter = held
-    held[1].check(principal.client_id)
-
-
-router = APIRouter(tags=["Sessions"], dependencies=[Depends(rate_limited)])
-
-
-async def context(request: Request) -> ServiceContext:  # async: sync dependencies run in a thread pool
-    return request.app.state.ctx  # type: ignore[no-any-return]
-
-
-Ctx = Annotated[ServiceContext, Depends(context)]
+router = APIRouter(tags=["Sessions"])
 
 
 @router.post(
@@ -56,16 +33,17 @@ Ctx = Annotated[ServiceContext, Depends(context)]
     openapi_extra=docs.secured(SCOPE + "create"),
 )
 async def create_session(
-    ctx: Ctx,
+    request: Request,
     body: Annotated[SessionCreate, Body()],
     principal: Annotated[Principal, Depends(require_scope(SCOPE + "create"))],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=256, min_length=1)] = None,
 ) -> Response:
+    ctx: ServiceContext = request.app.state.ctx
     payload = body.model_dump(mode="json", by_alias=True, exclude_none=True)
     row, _created = await session_service.create_session(
         ctx, client_id=principal.client_id, body=payload, idempotency_key=idempotency_key
     )
-    return JSONResponse(
+    return json_response(
         session_body(row, ctx.clock.now()), status_code=201, headers={"Location": ctx.session_url(row.session_id)}
     )
 
@@ -80,14 +58,15 @@ async def create_session(
     openapi_extra=docs.secured(SCOPE + "read"),
 )
 async def list_sessions(
-    ctx: Ctx,
+    request: Request,
     principal: Annotated[Principal, Depends(require_scope(SCOPE + "read"))],
     page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1")] = 1,
     per_page: Annotated[int, Query(alias="perPage", ge=1, le=100, description="Items per page")] = 20,
 ) -> Response:
+    ctx: ServiceContext = request.app.state.ctx
     rows, total = await session_service.list_sessions(ctx, client_id=principal.client_id, page=page, per_page=per_page)
     now = ctx.clock.now()
-    return JSONResponse(
+    return json_response(
         {
             "items": [session_body(row, now) for row in rows],
             "pagination": {"page": page, "perPage": per_page, "totalCount": total, "totalPages": math.ceil(total / per_page)},
@@ -106,10 +85,11 @@ async def list_sessions(
     openapi_extra=docs.secured(SCOPE + "read"),
 )
 async def get_session(
-    ctx: Ctx, sessionId: uuid.UUID, principal: Annotated[Principal, Depends(require_scope(SCOPE + "read"))]
+    request: Request, sessionId: uuid.UUID, principal: Annotated[Principal, Depends(require_scope(SCOPE + "read"))]
 ) -> Response:
+    ctx: ServiceContext = request.app.state.ctx
     row = await session_service.get_session(ctx, client_id=principal.client_id, session_id=str(sessionId))
-    return JSONResponse(session_body(row, ctx.clock.now()))
+    return json_response(session_body(row, ctx.clock.now()))
 
 
 @router.patch(
@@ -132,14 +112,15 @@ async def get_session(
     },
 )
 async def update_session(
-    ctx: Ctx,
+    request: Request,
     sessionId: uuid.UUID,
     body: Annotated[SessionUpdate, Body()],
     principal: Annotated[Principal, Depends(require_scope(SCOPE + "update"))],
 ) -> Response:
+    ctx: ServiceContext = request.app.state.ctx
     changes = body.model_dump(mode="json", include=body.model_fields_set)
     row = await session_service.update_session(ctx, client_id=principal.client_id, session_id=str(sessionId), changes=changes)
-    return JSONResponse(session_body(row, ctx.clock.now()))
+    return json_response(session_body(row, ctx.clock.now()))
 
 
 @router.post(
@@ -152,14 +133,15 @@ async def update_session(
     openapi_extra=docs.secured(SCOPE + "update"),
 )
 async def extend_session(
-    ctx: Ctx,
+    request: Request,
     sessionId: uuid.UUID,
     body: Annotated[ExtendRequest, Body()],
     principal: Annotated[Principal, Depends(require_scope(SCOPE + "update"))],
 ) -> Response:
+    ctx: ServiceContext = request.app.state.ctx
     duration = body.requestedAdditionalDuration.model_dump(mode="json")
     row = await session_service.extend_session(ctx, client_id=principal.client_id, session_id=str(sessionId), duration=duration)
-    return JSONResponse(session_body(row, ctx.clock.now()))
+    return json_response(session_body(row, ctx.clock.now()))
 
 
 @router.delete(
@@ -174,8 +156,9 @@ async def extend_session(
     openapi_extra=docs.secured(SCOPE + "delete"),
 )
 async def delete_session(
-    ctx: Ctx, sessionId: uuid.UUID, principal: Annotated[Principal, Depends(require_scope(SCOPE + "delete"))]
+    request: Request, sessionId: uuid.UUID, principal: Annotated[Principal, Depends(require_scope(SCOPE + "delete"))]
 ) -> Response:
+    ctx: ServiceContext = request.app.state.ctx
     await session_service.delete_session(ctx, client_id=principal.client_id, session_id=str(sessionId))
     return Response(status_code=202)
 
@@ -190,7 +173,8 @@ async def delete_session(
     openapi_extra=docs.secured(SCOPE + "read"),
 )
 async def get_session_l3nm(
-    ctx: Ctx, sessionId: uuid.UUID, principal: Annotated[Principal, Depends(require_scope(SCOPE + "read"))]
+    request: Request, sessionId: uuid.UUID, principal: Annotated[Principal, Depends(require_scope(SCOPE + "read"))]
 ) -> Response:
+    ctx: ServiceContext = request.app.state.ctx
     row = await session_service.get_session(ctx, client_id=principal.client_id, session_id=str(sessionId))
-    return JSONResponse(render_l3nm(row, ctx.inventory))
+    return json_response(render_l3nm(row, ctx.inventory))

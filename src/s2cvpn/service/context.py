@@ -14,6 +14,7 @@ from s2cvpn.clock import Clock
 from s2cvpn.config import Settings
 from s2cvpn.drivers.base import Health, NetworkDriver
 from s2cvpn.network.inventory import Inventory
+from s2cvpn.storage.session_reads import SessionReader
 
 
 HEALTH_TTL_SECONDS = 2.0
@@ -25,6 +26,7 @@ class ServiceContext:
     engine: AsyncEngine
     db: async_sessionmaker  # read-write transactions
     read_db: Callable[[], AbstractAsyncContextManager[AsyncConnection]]  # Core reads, autocommit
+    session_reads: SessionReader  # getSession/listSessions on the driver itself
     inventory: Inventory
     driver: NetworkDriver
     clock: Clock

@@ -23,11 +23,13 @@ from s2cvpn.network import planner, pools, resolve
 from s2cvpn.network.plans import ConnectionRequest, Plan
 from s2cvpn.service import lifecycle, sinks, specs
 from s2cvpn.service.context import ServiceContext
-from s2cvpn.storage import jobs, reservations, slots
-from s2cvpn.storage.tables import ActiveKeyRow, IdempotencyRow, SessionRow
+from s2cvpn.storage import dedup, jobs, reservations, slots
+from s2cvpn.storage.session_reads import SessionView
+from s2cvpn.storage.tables import IdempotencyRow, SessionRow
 
 PLAN_ATTEMPTS = 5
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+DUPLICATE = "an active session already connects this CE, PE and application servers"
 
 
 def _dedup_key(client_id: str, body: Mapping[str, Any]) -> str:
@@ -50,8 +52,10 @@ def granted_hours(ctx: ServiceContext, duration: Mapping[str, Any] | None) -> fl
     return hours
 
 
-async def _reserve(db: AsyncSession, ctx: ServiceContext, session_id: str, request: ConnectionRequest, now: datetime) -> Plan:
-    """Plan against the current load (minus what the session already holds) and reserve.
+async def _reserve(
+    db: AsyncSession, ctx: ServiceContext, session_id: str, request: ConnectionRequest, now: datetime, held: dict[str, int]
+) -> Plan:
+    """Plan against the current load (minus ``held``, what the session holds now) and reserve.
 
     A ``CapacityRace`` means another transaction took the capacity after we read the load;
     the savepoint is rolled back and we plan again on fresh figures.
@@ -59,12 +63,14 @@ async def _reserve(db: AsyncSession, ctx: ServiceContext, session_id: str, reque
     day = now.date()
     for _ in range(PLAN_ATTEMPTS):
         load = await reservations.current_load(db)
-        for rid, mbps in (await reservations.held_by(db, session_id)).items():
+        for rid, mbps in held.items():
             load[rid] = load.get(rid, 0) - mbps
         plan = planner.plan_connection(ctx.inventory, request, load, day)
         try:
             async with db.begin_nested():
-                await reservations.set_reservation(db, session_id, plan.demands, lambda rid: ctx.inventory.capacity_of(rid, day))
+                await reservations.set_reservation(
+                    db, session_id, plan.demands, lambda rid: ctx.inventory.capacity_of(rid, day), held=held
+                )
             return plan
         except reservations.CapacityRace:
             continue
@@ -102,11 +108,9 @@ async def create_session(
                     if first is not None:
                         return first, False
                 await _check_quota(db, ctx, client_id)
-                if await db.get(ActiveKeyRow, dedup_key) is not None:
-                    raise errors.AlreadyExists("an active session already connects this CE, PE and application servers")
-                db.add(ActiveKeyRow(dedup_key=dedup_key, session_id=session_id))
-                await db.flush()
-                plan = await _reserve(db, ctx, session_id, request, now)
+                if not await dedup.claim_key(db, dedup_key, session_id):
+                    raise errors.AlreadyExists(DUPLICATE)
+                plan = await _reserve(db, ctx, session_id, request, now, held={})
                 slot = await slots.take_slot(db, session_id, pools.pool_size(ctx.inventory))
                 allocation = pools.allocation_for(ctx.inventory, slot, 2 if plan.secondary else 1)
                 row = SessionRow(
@@ -135,13 +139,13 @@ async def create_session(
         except slots.PoolExhausted as exc:
             raise errors.InsufficientResources(str(exc)) from None
         except IntegrityError:
-            # a concurrent twin won the duplicate key or the idempotency key
+            # a concurrent request with the same Idempotency-Key committed first
             if idempotency_key:
                 async with ctx.db() as again:
                     first = await _replay_idempotent(again, client_id, idempotency_key, now)
                 if first is not None:
                     return first, False
-            raise errors.AlreadyExists("an active session already connects this CE, PE and application servers") from None
+            raise errors.AlreadyExists(DUPLICATE) from None
     ctx.work_ready.set()
     return row, True
 
@@ -161,17 +165,11 @@ async def _check_quota(db: AsyncSession, ctx: ServiceContext, client_id: str) ->
         raise errors.QuotaExceeded(f"the client already has {limit} active sessions", headers={"Retry-After": "60"})
 
 
-async def owned(db: AsyncSession, client_id: str, session_id: str, *, for_update: bool = False) -> SessionRow:
-    """The caller's session, or 404 (unknown, gone) / 403 (another client's)."""
-    statement = select(SessionRow).where(SessionRow.session_id == session_id)
-    if for_update:
-        statement = statement.with_for_update()
-    row = await db.scalar(statement)
+async def owned(db: AsyncSession, client_id: str, session_id: str) -> SessionRow:
+    """The caller's session, locked, or 404 (unknown, gone) / 403 (another client's)."""
+    row = await lifecycle.lock_session(db, session_id)
     _check_owner(row, client_id, session_id)
-    return row
-
-
-SESSIONS = SessionRow.__table__
+    return row  # type: ignore[return-value]  # _check_owner refused None
 
 
 def _check_owner(row: Any, client_id: str, session_id: str) -> None:
@@ -181,25 +179,14 @@ def _check_owner(row: Any, client_id: str, session_id: str) -> None:
         raise errors.PermissionDenied("the session belongs to another client")
 
 
-async def get_session(ctx: ServiceContext, *, client_id: str, session_id: str) -> Any:
-    """Read-only view (a Core row with the same attributes): no ORM bookkeeping on the hot path."""
-    async with ctx.read_db() as db:
-        row = (await db.execute(select(SESSIONS).where(SESSIONS.c.session_id == session_id))).first()
+async def get_session(ctx: ServiceContext, *, client_id: str, session_id: str) -> SessionView:
+    row = await ctx.session_reads.one(session_id)
     _check_owner(row, client_id, session_id)
-    return row
+    return row  # type: ignore[return-value]  # _check_owner refused None
 
 
-async def list_sessions(ctx: ServiceContext, *, client_id: str, page: int, per_page: int) -> tuple[list[Any], int]:
-    async with ctx.read_db() as db:
-        total = await db.scalar(select(func.count()).select_from(SESSIONS).where(SESSIONS.c.client_id == client_id)) or 0
-        rows = await db.execute(
-            select(SESSIONS)
-            .where(SESSIONS.c.client_id == client_id)
-            .order_by(SESSIONS.c.created_at, SESSIONS.c.session_id)
-            .offset((page - 1) * per_page)
-            .limit(per_page)
-        )
-        return list(rows.all()), int(total)
+async def list_sessions(ctx: ServiceContext, *, client_id: str, page: int, per_page: int) -> tuple[list[SessionView], int]:
+    return await ctx.session_reads.page(client_id, (page - 1) * per_page, per_page)
 
 
 async def update_session(ctx: ServiceContext, *, client_id: str, session_id: str, changes: dict[str, Any]) -> SessionRow:
@@ -207,7 +194,7 @@ async def update_session(ctx: ServiceContext, *, client_id: str, session_id: str
     now = ctx.clock.now()
     async with ctx.db() as db:
         async with db.begin():
-            row = await owned(db, client_id, session_id, for_update=True)
+            row = await owned(db, client_id, session_id)
             if row.status != Status.AVAILABLE:
                 raise errors.IncompatibleState(f"the session is {row.status}; only an AVAILABLE session can be changed")
             body = dict(row.request)
@@ -218,7 +205,7 @@ async def update_session(ctx: ServiceContext, *, client_id: str, session_id: str
                     else:
                         body[key] = changes[key]
             request = specs.connection_request(client_id, body)
-            plan = await _reserve(db, ctx, session_id, request, now)
+            plan = await _reserve(db, ctx, session_id, request, now, held=await reservations.held_by(db, session_id))
             old_paths = 2 if row.plan and row.plan.get("secondary") else 1
             new_paths = 2 if plan.secondary else 1
             if new_paths != old_paths:
@@ -240,7 +227,7 @@ async def extend_session(ctx: ServiceContext, *, client_id: str, session_id: str
     now = ctx.clock.now()
     async with ctx.db() as db:
         async with db.begin():
-            row = await owned(db, client_id, session_id, for_update=True)
+            row = await owned(db, client_id, session_id)
             if row.status != Status.AVAILABLE or row.started_at is None:
                 raise errors.IncompatibleState(f"the session is {row.status}; only an AVAILABLE session can be extended")
             added = duration_hours(duration["value"], duration["unit"])
@@ -256,7 +243,7 @@ async def delete_session(ctx: ServiceContext, *, client_id: str, session_id: str
     now = ctx.clock.now()
     async with ctx.db() as db:
         async with db.begin():
-            row = await owned(db, client_id, session_id, for_update=True)
+            row = await owned(db, client_id, session_id)
             if row.status in LIVE_STATUSES:
                 await lifecycle.end(db, ctx, row, StatusInfo.DELETE_REQUESTED, now, delete_after=True)
             elif row.status_info != StatusInfo.DELETE_REQUESTED:

@@ -11,12 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from sqlalchemy import event
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Insert, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
 READ_ONLY = "s2cvpn_read_only"
+
+
+class DatabaseUnavailable(Exception):
+    """A driver-level failure to reach the database (the API answers 503, like for SQLAlchemy's)."""
 
 
 def async_url(url: str) -> str:
@@ -38,12 +46,36 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def insert_or_skip(table: Table, *returning: ColumnElement[Any]) -> Callable[[AsyncSession], Insert]:
+    """``INSERT ... ON CONFLICT DO NOTHING [RETURNING ...]``, built once per dialect (PostgreSQL and
+    SQLite spell it alike). Hot statements are built once at import: building one costs more
+    CPU than its round trip. Execute the statement the returned function gives for a session
+    with the column values as parameters."""
+    built = {}
+    for name, make in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert)):
+        statement = make(table).on_conflict_do_nothing()
+        built[name] = statement.returning(*returning) if returning else statement
+
+    def for_session(db: AsyncSession) -> Insert:
+        return built["postgresql" if db.bind is not None and db.bind.dialect.name == "postgresql" else "sqlite"]
+
+    return for_session
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# JSON columns (session requests, plans, events) go through orjson: several times faster
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     target = async_url(url)
     if target.startswith("sqlite"):
         # pooled: opening a SQLite connection (thread, pragmas) costs more than most queries
         engine = create_async_engine(
-            target, pool_size=pool_size, max_overflow=pool_size, connect_args={"timeout": 30}, hide_parameters=True
+            target, pool_size=pool_size, max_overflow=pool_size, connect_args={"timeout": 30}, hide_parameters=True, **JSON_CODEC
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -73,6 +105,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_pre_ping=False,
         pool_recycle=1800,
         hide_parameters=True,  # errors never echo bound values (credentials) into logs
+        **JSON_CODEC,
     )
 
 

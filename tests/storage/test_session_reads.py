@@ -1,0 +1,149 @@
+"""The driver-level session reader (getSession, listSessions) against the ORM rows it
+stands in for, on both databases, and its failures as DatabaseUnavailable (503)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from s2cvpn.storage import migrate
+from s2cvpn.storage.db import DatabaseUnavailable, create_engine, session_factory
+from s2cvpn.storage.session_reads import ConnectionLender, SessionView, open_session_reader
+from s2cvpn.storage.tables import SessionRow
+from tests.support.databases import ADMIN_URL, postgres_reason
+from tests.support.servers import free_port
+
+START = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+def migrated_url(fresh_database_url: str) -> Iterator[str]:
+    migrate.upgrade(fresh_database_url)
+    yield fresh_database_url
+
+
+def _row(n: int, client_id: str, *, ended: bool = False) -> SessionRow:
+    created = START + timedelta(seconds=n)
+    return SessionRow(
+        session_id=f"00000000-0000-4000-8000-{n:012d}",
+        client_id=client_id,
+        status="UNAVAILABLE" if ended else "AVAILABLE",
+        status_info="DURATION_EXPIRED" if ended else None,
+        request={"serviceName": f"s{n}", "applicationServers": [{"ipv4Address": "10.0.0.1/32"}], "sla": "AA"},
+        sla="AA",
+        bandwidth_mbps=10 + n,
+        max_latency_ms=None if n % 2 else 20,
+        duration_hours=1.5,
+        created_at=created,
+        started_at=created + timedelta(seconds=1),
+        expires_at=created + timedelta(hours=1.5),
+        ended_at=created + timedelta(minutes=5) if ended else None,
+        plan={"primary": {"links": ["a", "b"]}},
+        allocation={"slot": n, "service_id": f"svc-{n}"},
+        actual={"actualLatency": 1.25},
+        sink="https://example.com/hook",
+        sink_credential={"accessToken": "secret"},
+        dedup_key=f"key-{n}",
+    )
+
+
+async def test_reads_what_the_orm_wrote(migrated_url: str) -> None:
+    engine = create_engine(migrated_url)
+    reader = open_session_reader(migrated_url)
+    try:
+        written = [_row(n, "alice", ended=n == 3) for n in range(5)] + [_row(9, "bob")]
+        async with session_factory(engine)() as db, db.begin():
+            db.add_all(written)
+        async with session_factory(engine)() as db:
+            stored = {w.session_id: await db.get(SessionRow, w.session_id) for w in written}
+
+        for session_id, orm in stored.items():
+            view = await reader.one(session_id)
+            assert view is not None
+            assert view == SessionView(**{name: getattr(orm, name) for name in SessionView._fields})
+            assert view.created_at.tzinfo is not None and view.created_at == orm.created_at
+        assert await reader.one("00000000-0000-4000-8000-999999999999") is None
+
+        first, total = await reader.page("alice", 0, 2)
+        assert total == 5 and [v.session_id for v in first] == [w.session_id for w in written[:2]]  # oldest first
+        last, total = await reader.page("alice", 4, 2)
+        assert total == 5 and [v.session_id for v in last] == [written[4].session_id]
+        beyond, total = await reader.page("alice", 10, 2)
+        assert (beyond, total) == ([], 5)
+        assert await reader.page("nobody", 0, 20) == ([], 0)
+        assert "sink_credential" not in SessionView._fields  # never read on the API's hot path
+    finally:
+        await reader.close()
+        await engine.dispose()
+
+
+async def test_an_unreachable_database_is_database_unavailable(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    postgres = open_session_reader(f"postgresql://postgres@127.0.0.1:{free_port()}/none")  # nothing listens
+    with pytest.raises(DatabaseUnavailable):
+        await postgres.one("x")
+    with pytest.raises(DatabaseUnavailable):
+        await postgres.page("x", 0, 20)
+    await postgres.close()
+
+    path = tmp_path / "empty.db"
+    sqlite3.connect(path).close()  # a database without the schema
+    lite = open_session_reader(f"sqlite:///{path}")
+    with pytest.raises(DatabaseUnavailable):
+        await lite.one("x")
+    with pytest.raises(DatabaseUnavailable):
+        await lite.page("x", 0, 20)
+    await lite.close()
+
+
+@pytest.mark.postgres
+async def test_the_lender_never_opens_more_than_its_size_and_drops_failed_connections() -> None:
+    reason = postgres_reason()
+    if reason:
+        pytest.skip(reason)
+    lender = ConnectionLender(ADMIN_URL, 3)
+    opened: set[int] = set()
+    busy = 0
+    most_busy = 0
+
+    async def read(n: int) -> int:
+        nonlocal busy, most_busy
+        connection = await lender.borrow()
+        opened.add(id(connection))
+        busy += 1
+        most_busy = max(most_busy, busy)
+        try:
+            return int(await connection.fetchval("SELECT $1::int FROM pg_sleep(0.01)", n))
+        finally:
+            busy -= 1
+            lender.give_back(connection, failed=False)
+
+    assert await asyncio.gather(*(read(n) for n in range(30))) == list(range(30))
+    assert most_busy == 3 and len(opened) == 3  # the 27 others waited and reused them
+
+    # a failed connection is closed and its place goes to a waiter, which opens a new one
+    held = [await lender.borrow() for _ in range(3)]
+    waiting = asyncio.create_task(lender.borrow())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    lender.give_back(held[0], failed=True)
+    fresh = await asyncio.wait_for(waiting, 5)
+    assert held[0].is_closed() and fresh not in held and await fresh.fetchval("SELECT 1") == 1
+
+    # a waiter cancelled while waiting takes nothing with it
+    cancelled = asyncio.create_task(lender.borrow())
+    await asyncio.sleep(0.05)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    for connection in (fresh, *held[1:]):
+        lender.give_back(connection, failed=False)
+    again = [await lender.borrow() for _ in range(3)]  # all three are lendable again
+    assert len({id(connection) for connection in again}) == 3
+    for connection in again:
+        lender.give_back(connection, failed=False)
+    await lender.close()
+    assert all(connection.is_closed() for connection in again)
