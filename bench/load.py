@@ -1,11 +1,11 @@
 """HTTP load benchmark: the API against a bare FastAPI "hello" on the same server setup.
 
     .venv/bin/python bench/load.py [--backends sqlite,postgres] [--seconds 10] [--connections 64]
-                                   [--sessions 1000] [--million]
+                                   [--sessions 1000] [--million] [--loop asyncio|uvloop]
 
 For each backend it starts a real ``s2cvpn serve`` (uvicorn, one process, embedded
 worker, as shipped) on a fresh database, and, alongside, a bare FastAPI app with one
-``GET /hello`` route served by the same uvicorn settings. The load generator is **wrk**
+``GET /hello`` route served by the same uvicorn settings and event loop. The load generator is **wrk**
 (``apt-get install wrk``; a separate C process, 2 threads) with Lua scripts that carry
 the bearer token; each figure is one wrk run of ``--seconds`` at ``--connections``:
 
@@ -109,7 +109,8 @@ app = FastAPI()
 @app.get("/hello")
 async def hello():
     return {"message": "hello"}
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False, timeout_graceful_shutdown=20, proxy_headers=True)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False, timeout_graceful_shutdown=20, proxy_headers=True,
+            loop=sys.argv[2])
 """
 
 
@@ -201,9 +202,9 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
     port, hello_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "S2CVPN_DATABASE_URL": database_url, "S2CVPN_PUBLIC_URL": base, "S2CVPN_RETENTION_SECONDS": "2"}
-    server = start([sys.executable, "-m", "s2cvpn", "serve", "--port", str(port), "--log-level", "warning"], env,
+    server = start([sys.executable, "-m", "s2cvpn", "serve", "--port", str(port), "--log-level", "warning", "--loop", args.loop], env,
                    f"{base}/health/live", folder / f"serve-{backend}.log")
-    hello = start([sys.executable, "-c", HELLO_APP, str(hello_port)], env, f"http://127.0.0.1:{hello_port}/hello",
+    hello = start([sys.executable, "-c", HELLO_APP, str(hello_port), args.loop], env, f"http://127.0.0.1:{hello_port}/hello",
                   folder / f"hello-{backend}.log")
     rows: list[tuple[str, dict[str, float]]] = []
     try:
@@ -252,13 +253,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop of both servers")
     parser.add_argument("--million", action="store_true", help="also measure with 1,000,000 more sessions (PostgreSQL)")
     args = parser.parse_args()
     rows: list[tuple[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="s2cvpn-bench-") as folder:
         for backend in args.backends.split(","):
             rows += run_backend(backend, args, Path(folder))
-    print(f"\nwrk -t2 -c{args.connections} -d{args.seconds:g}s, one uvicorn process each, {os.cpu_count()} CPUs shared with wrk\n")
+    print(f"\nwrk -t2 -c{args.connections} -d{args.seconds:g}s, one uvicorn process each ({args.loop} loop), {os.cpu_count()} CPUs shared with wrk\n")
     print("| run | req/s | vs hello | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|")
     hello = {name.split()[0]: figures["rps"] for name, figures in rows if " hello " in name}
     for name, figures in rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -218,3 +219,26 @@ async def test_revocation_by_another_process_takes_effect_within_seconds(
     clock.advance(3)
     with pytest.raises(errors.Unauthenticated, match="revoked"):
         await tokens.verify(token)
+
+
+async def test_an_expired_revocation_answer_is_looked_up_once_for_all_requests_in_flight(
+    tokens: TokenService, client: tuple[ClientRow, str], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = (await tokens.issue(client[0], None))["access_token"]
+    await tokens.verify(token)
+    lookups = 0
+    real_get_client = clients.get_client
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal lookups
+        lookups += 1
+        await asyncio.sleep(0.05)  # a slow database: the other requests arrive meanwhile
+        return await real_get_client(*args, **kwargs)
+
+    monkeypatch.setattr(clients, "get_client", counted)
+    clock.advance(3)  # the cached "active" has expired
+    principals = await asyncio.gather(*(tokens.verify(token) for _ in range(50)))
+    assert lookups == 1 and {p.client_id for p in principals} == {client[0].client_id}
+    clock.advance(3)
+    await tokens.verify(token)
+    assert lookups == 2  # and the answer is not kept beyond its time

@@ -104,6 +104,9 @@ class TokenService:
         self._keys_loaded_at: datetime | None = None
         self._keys_lock = asyncio.Lock()
         self._client_cache: dict[str, tuple[bool, datetime, int]] = {}
+        # one lookup per client at a time: when the answer expires under load, every request
+        # in flight would otherwise query the database at once
+        self._client_lookups: dict[str, asyncio.Future[bool]] = {}
         # token -> (caller, exp, built-in issuer?), insertion ordered: the oldest goes first
         self._verified: dict[str, tuple[Principal, float, bool]] = {}
         self._ext_keys: dict[str, dict[str, Any]] = {}
@@ -326,6 +329,14 @@ class TokenService:
             active, checked_at, cached_epoch = cached
             if cached_epoch == epoch and now - checked_at < timedelta(seconds=REVOCATION_CACHE_SECONDS):
                 return active
+        lookup = self._client_lookups.get(client_id)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up_client(client_id, now, epoch))
+            self._client_lookups[client_id] = lookup
+            lookup.add_done_callback(lambda _done: self._client_lookups.pop(client_id, None))
+        return await asyncio.shield(lookup)  # a caller that goes away does not cancel the others' answer
+
+    async def _look_up_client(self, client_id: str, now: datetime, epoch: int) -> bool:
         async with self.sessions() as db:
             row = await clients.get_client(db, client_id)
         active = row is not None and row.revoked_at is None
