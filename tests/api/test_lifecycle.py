@@ -49,6 +49,18 @@ def test_notifications_reach_a_real_sink_with_the_bearer_token(client: ApiClient
     assert "sink-token-1" not in client.get("/sessions").text
 
 
+def test_a_slow_sink_gets_many_sessions_events_at_once_each_session_in_order(client: ApiClient) -> None:
+    with Sink(delay=0.3) as slow:
+        ids = [client.post("/sessions", json=session_request(sink=slow.url)).json()["sessionId"] for _ in range(6)]
+        for session_id in ids:
+            client.wait_status(session_id, "AVAILABLE")
+            client.delete(f"/sessions/{session_id}")
+        for session_id in ids:
+            statuses = [event["body"]["data"]["status"] for event in slow.wait_for(session_id, 2)]
+            assert statuses == ["AVAILABLE", "UNAVAILABLE"]
+        assert slow.most_in_flight > 1  # sessions were not served one after the other
+
+
 def test_session_expires_on_time_then_is_purged_after_retention(client: ApiClient, sink: Sink) -> None:
     body = session_request(duration={"value": 3, "unit": "minutes"}, sink=sink.url)
     body["duration"] = {"value": 0.05, "unit": "minutes"}  # three seconds

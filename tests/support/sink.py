@@ -10,11 +10,15 @@ from typing import Any
 
 
 class Sink:
-    """Records every POST; ``answer`` sets the status it replies with (204 by default)."""
+    """Records every POST; ``answer`` sets the status it replies with (204 by default),
+    ``delay`` how long each answer takes; ``most_in_flight`` is the most POSTs it held at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         self.received: list[dict[str, Any]] = []
         self.answer = 204
+        self.delay = delay
+        self.most_in_flight = 0
+        self._in_flight = 0
         self._lock = threading.Lock()
         sink = self
 
@@ -23,6 +27,11 @@ class Sink:
                 length = int(self.headers.get("content-length", "0"))
                 raw = self.rfile.read(length)
                 with sink._lock:
+                    sink._in_flight += 1
+                    sink.most_in_flight = max(sink.most_in_flight, sink._in_flight)
+                time.sleep(sink.delay)
+                with sink._lock:
+                    sink._in_flight -= 1
                     sink.received.append(
                         {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": json.loads(raw or b"null")}
                     )

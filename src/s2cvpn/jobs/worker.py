@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from datetime import timedelta
 
 import httpx
@@ -36,6 +37,7 @@ from s2cvpn.storage.tables import JobRow
 log = logging.getLogger(__name__)
 MAX_JOB_BACKOFF_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
+PURGE_EVERY_SECONDS = 1.0  # retention is counted in minutes: no need to sweep after every batch
 JOB_CONCURRENCY = 8  # jobs of different sessions run side by side (driver calls are threads)
 JOBS = Counter("s2cvpn_jobs", "Jobs run by this process, by outcome", ["kind", "result"])
 
@@ -47,6 +49,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._http: httpx.AsyncClient | None = None
+        self._purged_at = float("-inf")  # monotonic seconds
 
     async def start(self) -> None:
         self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
@@ -94,7 +97,9 @@ class Worker:
         self.ctx.work_ready.clear()  # before looking, so work queued meanwhile wakes the wait below
         ran = await self.run_due_jobs()
         ran += await provisioning.expire_due(self.ctx)
-        await provisioning.purge_due(self.ctx)
+        if time.monotonic() - self._purged_at >= PURGE_EVERY_SECONDS:
+            await provisioning.purge_due(self.ctx)
+            self._purged_at = time.monotonic()
         if ran:
             return
         poll = self.ctx.settings.worker_poll_seconds

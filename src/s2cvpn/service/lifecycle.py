@@ -5,14 +5,22 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from s2cvpn.domain.session import Status, StatusInfo, hours_delta
 from s2cvpn.service import notifications
 from s2cvpn.service.context import ServiceContext
-from s2cvpn.storage import jobs, reservations, slots
-from s2cvpn.storage.tables import ActiveKeyRow, SessionRow
+from s2cvpn.storage import dedup, jobs, reservations, slots
+from s2cvpn.storage.tables import SessionRow
+
+
+_LOCK = select(SessionRow).where(SessionRow.session_id == bindparam("session")).with_for_update()
+
+
+async def lock_session(db: AsyncSession, session_id: str) -> SessionRow | None:
+    """The session's row, locked until the transaction ends (statement built once: hot path)."""
+    return await db.scalar(_LOCK, {"session": session_id})
 
 
 def planned_actuals(row: SessionRow, latency_ms: float | None) -> dict[str, object]:
@@ -40,7 +48,7 @@ async def end(db: AsyncSession, ctx: ServiceContext, row: SessionRow, info: Stat
     row.ended_at = end_at
     row.expires_at = end_at
     row.purge_at = now + timedelta(seconds=ctx.settings.retention_seconds)
-    await db.execute(delete(ActiveKeyRow).where(ActiveKeyRow.session_id == row.session_id))
+    await dedup.free_key(db, row.session_id)
     notifications.notify_status(db, ctx, row, now)
     jobs.enqueue(db, kind="teardown", session_id=row.session_id, now=now, payload={"delete": delete_after})
     ctx.work_ready.set()

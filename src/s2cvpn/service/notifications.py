@@ -3,6 +3,7 @@ the change, delivered at least once with exponential backoff, stopped by a 410."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -18,11 +19,12 @@ from s2cvpn.errors import InvalidArgument
 from s2cvpn.service import sinks
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import events as event_store
-from s2cvpn.storage.tables import SessionRow
+from s2cvpn.storage.tables import EventRow, SessionRow
 
 log = logging.getLogger(__name__)
 EVENT_TYPE = "org.camaraproject.site-to-cloud-vpn.v0.session-status-changed"
 MAX_BACKOFF_SECONDS = 300.0
+DELIVERY_CONCURRENCY = 16  # sinks posted to at once by one worker
 
 
 def final_figures(row: SessionRow, now: datetime) -> dict[str, Any]:
@@ -67,26 +69,46 @@ def backoff(ctx: ServiceContext, attempts: int) -> timedelta:
 
 
 async def deliver_due(ctx: ServiceContext, client: httpx.AsyncClient, *, limit: int = 50) -> int:
-    """Send every due event once; returns how many were attempted."""
+    """Send every due event once; returns how many were attempted.
+
+    Sessions are served side by side (one slow sink must not hold up the others), the
+    events of one session one after the other, in order.
+    """
     now = ctx.clock.now()
     async with ctx.db() as db:
         due = await event_store.claim_due(db, now=now, lease=timedelta(seconds=ctx.settings.notify_timeout_seconds * 3), limit=limit)
+    by_session: dict[str, list[EventRow]] = {}
     for event in due:
-        outcome = await _post(ctx, client, event.sink, event.access_token, event.body)
-        now = ctx.clock.now()
-        async with ctx.db() as db, db.begin():
-            if outcome.startswith("2"):
-                await event_store.mark_done(db, event.event_id, outcome=outcome, now=now)
-            elif outcome == "410":
-                await event_store.mark_done(db, event.event_id, outcome="gone", now=now)
-                await event_store.drop_pending_for_session(db, event.session_id, outcome="sink gone", now=now)
-                await db.execute(update(SessionRow).where(SessionRow.session_id == event.session_id).values(sink_gone=True))
-            elif event.attempts >= ctx.settings.notify_max_attempts or outcome == "refused":
-                await event_store.mark_done(db, event.event_id, outcome=f"gave up: {outcome}", now=now)
-                log.warning("notification %s for session %s abandoned: %s", event.event_id, event.session_id, outcome)
-            else:
-                await event_store.mark_retry(db, event.event_id, at=now + backoff(ctx, event.attempts), outcome=outcome)
+        by_session.setdefault(event.session_id, []).append(event)
+    in_flight = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+
+    async def deliver_in_order(events: list[EventRow]) -> None:
+        for event in events:
+            async with in_flight:
+                if await _deliver(ctx, client, event) == "gone":
+                    return  # the rest of this session's events were dropped with it
+
+    await asyncio.gather(*(deliver_in_order(events) for events in by_session.values()))
     return len(due)
+
+
+async def _deliver(ctx: ServiceContext, client: httpx.AsyncClient, event: EventRow) -> str:
+    outcome = await _post(ctx, client, event.sink, event.access_token, event.body)
+    now = ctx.clock.now()
+    async with ctx.db() as db, db.begin():
+        if outcome.startswith("2"):
+            await event_store.mark_done(db, event.event_id, outcome=outcome, now=now)
+        elif outcome == "410":
+            await event_store.mark_done(db, event.event_id, outcome="gone", now=now)
+            await event_store.drop_pending_for_session(db, event.session_id, outcome="sink gone", now=now)
+            await db.execute(update(SessionRow).where(SessionRow.session_id == event.session_id).values(sink_gone=True))
+            return "gone"
+        elif event.attempts >= ctx.settings.notify_max_attempts or outcome == "refused":
+            await event_store.mark_done(db, event.event_id, outcome=f"gave up: {outcome}", now=now)
+            log.warning("notification %s for session %s abandoned: %s", event.event_id, event.session_id, outcome)
+        else:
+            await event_store.mark_retry(db, event.event_id, at=now + backoff(ctx, event.attempts), outcome=outcome)
+    return outcome
 
 
 async def _post(ctx: ServiceContext, client: httpx.AsyncClient, sink: str, token: str | None, body: dict[str, Any]) -> str:

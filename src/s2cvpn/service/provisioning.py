@@ -22,14 +22,14 @@ from typing import Any, TypeVar
 
 from prometheus_client import Counter
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from s2cvpn.domain.session import LIVE_STATUSES, Status, StatusInfo
 from s2cvpn.errors import DriverError
 from s2cvpn.service import lifecycle, specs
 from s2cvpn.service.context import ServiceContext
-from s2cvpn.storage.tables import EventRow, IdempotencyRow, JobRow, SessionRow
+from s2cvpn.storage.tables import EventRow, IdempotencyRow, JobRow, SessionRow, UTCDateTime
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 200
@@ -54,10 +54,6 @@ async def _driver(op: str, call: Callable[..., T], *args: Any, cause: str = "job
     return result
 
 
-async def _locked(db: AsyncSession, session_id: str) -> SessionRow | None:
-    return await db.scalar(select(SessionRow).where(SessionRow.session_id == session_id).with_for_update())
-
-
 async def provision(ctx: ServiceContext, session_id: str) -> None:
     async with ctx.db() as db:
         row = await db.get(SessionRow, session_id)
@@ -67,7 +63,7 @@ async def provision(ctx: ServiceContext, session_id: str) -> None:
     await _driver("apply", ctx.driver.apply, spec)
     now = ctx.clock.now()
     async with ctx.db() as db, db.begin():
-        row = await _locked(db, session_id)
+        row = await lifecycle.lock_session(db, session_id)
         if row is not None and row.status == Status.REQUESTED:
             lifecycle.start(db, ctx, row, now)
             return
@@ -90,7 +86,7 @@ async def teardown(ctx: ServiceContext, session_id: str, *, delete_after: bool) 
     await _driver("remove", ctx.driver.remove, session_id)
     now = ctx.clock.now()
     async with ctx.db() as db, db.begin():
-        row = await _locked(db, session_id)
+        row = await lifecycle.lock_session(db, session_id)
         if row is None:
             return
         await lifecycle.release_network(db, row, now)
@@ -105,7 +101,7 @@ async def give_up(ctx: ServiceContext, job: JobRow, error: str) -> None:
         return
     now = ctx.clock.now()
     async with ctx.db() as db, db.begin():
-        row = await _locked(db, job.session_id)
+        row = await lifecycle.lock_session(db, job.session_id)
         if row is not None and row.status in LIVE_STATUSES:
             await lifecycle.end(db, ctx, row, StatusInfo.NETWORK_TERMINATED, now)
 
@@ -122,18 +118,22 @@ async def run_job(ctx: ServiceContext, job: JobRow) -> None:
         raise ValueError(f"unknown job kind {job.kind!r}")
 
 
+_DUE = (
+    select(SessionRow)
+    .where(SessionRow.status == Status.AVAILABLE, SessionRow.expires_at <= bindparam("now", type_=UTCDateTime))
+    .order_by(SessionRow.expires_at)
+    .limit(SWEEP_BATCH)
+    .with_for_update(skip_locked=True)
+)
+_NEXT_EXPIRY = select(SessionRow.expires_at).where(SessionRow.status == Status.AVAILABLE).order_by(SessionRow.expires_at).limit(1)
+
+
 async def expire_due(ctx: ServiceContext) -> int:
     """End every AVAILABLE session whose time is up; the index makes this cost what is due."""
     now = ctx.clock.now()
     ended = 0
     async with ctx.db() as db, db.begin():
-        rows = await db.scalars(
-            select(SessionRow)
-            .where(SessionRow.status == Status.AVAILABLE, SessionRow.expires_at <= now)
-            .order_by(SessionRow.expires_at)
-            .limit(SWEEP_BATCH)
-            .with_for_update(skip_locked=True)
-        )
+        rows = await db.scalars(_DUE, {"now": now})
         for row in rows.all():
             await lifecycle.end(db, ctx, row, StatusInfo.DURATION_EXPIRED, now)
             ended += 1
@@ -143,12 +143,7 @@ async def expire_due(ctx: ServiceContext) -> int:
 
 async def next_expiry(ctx: ServiceContext) -> datetime | None:
     async with ctx.db() as db:
-        return await db.scalar(
-            select(SessionRow.expires_at)
-            .where(SessionRow.status == Status.AVAILABLE)
-            .order_by(SessionRow.expires_at)
-            .limit(1)
-        )
+        return await db.scalar(_NEXT_EXPIRY)
 
 
 async def purge_due(ctx: ServiceContext) -> int:
@@ -189,7 +184,7 @@ async def reconcile(ctx: ServiceContext) -> dict[str, int]:
             log.error("reconcile: session %s cannot be carried any more: %s", session_id, exc)
             now = ctx.clock.now()
             async with ctx.db() as db, db.begin():
-                locked = await _locked(db, session_id)
+                locked = await lifecycle.lock_session(db, session_id)
                 if locked is not None and locked.status == Status.AVAILABLE:
                     await lifecycle.end(db, ctx, locked, StatusInfo.NETWORK_TERMINATED, now)
                     counts["terminated"] += 1

@@ -20,9 +20,10 @@ Design (cheap per request, one small database round trip per replica per sync in
 
 Accuracy: with every replica known, the admitted rate stays at or below the limit up to
 rounding (a share below one request admits nothing, so a client may get a few requests
-per second less than its limit). A replica that starts serving a client within a sync
-interval does not know of the others yet: the overshoot is bounded by what it admits in
-that one interval (at most the limit, typically much less). When the balancer spreads a
+per second less than its limit). A replica that starts serving a client syncs at once, and
+until that answer it admits at most the client's share among the replicas that are up
+(``limit / replicas``); only when the replicas start together, knowing of none, can they
+each admit up to the limit in that first round trip. When the balancer spreads a
 client unevenly, a replica may refuse early for at most one interval, until the next sync
 hands it the unused headroom. A database outage leaves each replica limiting alone with
 the counts it last heard (failing open, never failing requests). Refusals answer 429
@@ -83,6 +84,8 @@ class RateLimiter:
         self._last_request = 0.0
         self._task: asyncio.Task[None] | None = None
         self._last_cleanup = 0.0
+        self._sync_now = asyncio.Event()
+        self._replicas_up = 1  # replicas that admitted anything lately, at the last sync
 
     # ---- per request -----------------------------------------------------------------
     def estimate(self, client_id: str, at: float | None = None) -> float:
@@ -108,6 +111,11 @@ class RateLimiter:
             self._ensure_sync_task()
         allowed = self.estimate(client_id, t) + 1 <= self.limit
         budget = self._budget.get(client_id)
+        if budget is None and self.sessions is not None:
+            # a client this replica has not synced yet: sync now rather than at the next tick,
+            # and until then assume every replica that is up serves it too
+            self._sync_now.set()
+            budget = self.limit / max(1, self._replicas_up)
         if allowed and budget is not None and self._since_sync[client_id] + 1 > budget:
             allowed = False  # this replica has spent its share until the next sync
         if not allowed:
@@ -132,7 +140,9 @@ class RateLimiter:
 
     async def _sync_loop(self) -> None:
         while self._now() - self._last_request < IDLE_STOP_SECONDS:
-            await asyncio.sleep(SYNC_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sync_now.wait(), SYNC_SECONDS)
+            self._sync_now.clear()
             try:
                 await self.sync()
             except Exception as exc:  # noqa: BLE001 - limit alone while the database is away
@@ -167,9 +177,13 @@ class RateLimiter:
             )
             .group_by(RateCountRow.client_id, RateCountRow.window_start)
         )
+        replicas_up = select(func.count(func.distinct(RateCountRow.replica))).where(
+            RateCountRow.window_start >= window - 1, RateCountRow.replica != self.replica
+        )
         async with self.sessions() as db, db.begin():
             await db.execute(statement)
             result = (await db.execute(others)).all()
+            self._replicas_up = 1 + int(await db.scalar(replicas_up) or 0)
             if t - self._last_cleanup > KEEP_WINDOWS:
                 self._last_cleanup = t
                 await db.execute(delete(RateCountRow).where(RateCountRow.window_start < window - KEEP_WINDOWS))

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from s2cvpn.storage.leases import lease_due
@@ -32,12 +32,17 @@ async def claim(db: AsyncSession, *, worker_id: str, now: datetime, lease: timed
     )
 
 
+JOBS = JobRow.__table__
+_FINISH = delete(JOBS).where(JOBS.c.job_id == bindparam("job"))
+_FINISH_LEASED = _FINISH.where(JOBS.c.locked_by == bindparam("worker"))
+
+
 async def finish(db: AsyncSession, job_id: int, worker_id: str | None = None) -> bool:
     """Delete a done job; with ``worker_id``, only while that worker still holds its lease."""
-    statement = delete(JobRow).where(JobRow.job_id == job_id)
-    if worker_id is not None:
-        statement = statement.where(JobRow.locked_by == worker_id)
-    result = await db.execute(statement)
+    if worker_id is None:
+        result = await db.execute(_FINISH, {"job": job_id})
+    else:
+        result = await db.execute(_FINISH_LEASED, {"job": job_id, "worker": worker_id})
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import random
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from s2cvpn.storage.db import insert_or_skip
 from s2cvpn.storage.tables import PoolSlotRow
 
 
@@ -42,21 +42,25 @@ async def _lowest_free(db: AsyncSession, size: int) -> int:
 RANDOM_DRAWS = 8
 
 
+_TAKE = insert_or_skip(PoolSlotRow.__table__, PoolSlotRow.slot)
+
+
+async def _insert_slot(db: AsyncSession, slot: int, session_id: str) -> bool:
+    """Take ``slot`` unless it is taken: one statement, no savepoint (a duplicate is skipped)."""
+    return await db.scalar(_TAKE(db), {"slot": slot, "session_id": session_id}) is not None
+
+
 async def take_slot(db: AsyncSession, session_id: str, size: int) -> int:
     """Give the session a free slot, in the caller's transaction."""
     for attempt in range(RANDOM_DRAWS + 20):
         slot = random.randrange(size) if attempt < RANDOM_DRAWS else await _lowest_free(db, size)
-        if attempt < RANDOM_DRAWS and await db.get(PoolSlotRow, slot) is not None:
-            continue
-        try:
-            async with db.begin_nested():
-                db.add(PoolSlotRow(slot=slot, session_id=session_id))
-                await db.flush()
+        if await _insert_slot(db, slot, session_id):
             return slot
-        except IntegrityError:  # another transaction took it first
-            continue
     raise PoolExhausted("could not take a resource-pool slot under contention")
 
 
+_RETURN = delete(PoolSlotRow.__table__).where(PoolSlotRow.__table__.c.session_id == bindparam("session_id"))
+
+
 async def return_slot(db: AsyncSession, session_id: str) -> None:
-    await db.execute(delete(PoolSlotRow).where(PoolSlotRow.session_id == session_id))
+    await db.execute(_RETURN, {"session_id": session_id})
