@@ -10,10 +10,12 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
+import httpx
 import pytest
 
 from tests.scale.support import Api, Cluster, client_token, query, storage_problems, wait_until
 from tests.support.payloads import MADRID_CE, session_request
+from tests.support.servers import register_client
 from tests.support.sink import Sink
 
 pytestmark = pytest.mark.postgres
@@ -127,3 +129,18 @@ def test_rate_limit_is_shared_by_the_replicas(cluster: Cluster) -> None:
     assert admitted <= limit * (seconds + 1) * 1.25, admitted  # one replica alone would admit up to 3x this
     assert admitted >= limit * seconds * 0.5, admitted
     assert quiet_codes == [200] * 5
+
+
+def test_secret_guessing_is_counted_across_the_replicas(cluster: Cluster) -> None:
+    """Five wrong secrets for one client, spread over three replicas, lock it out on all."""
+    replicas = [cluster.serve(worker=False) for _ in range(3)]
+    client_id, secret = register_client(cluster.database_url, "guessed")
+    data = {"grant_type": "client_credentials"}
+    for n in range(5):
+        wrong = httpx.post(f"{replicas[n % 3].url}/oauth2/token", data=data, auth=(client_id, f"guess-{n}"), timeout=30)
+        assert wrong.status_code == 401, wrong.text
+    for replica in replicas:  # each saw at most two failures itself
+        locked = httpx.post(f"{replica.url}/oauth2/token", data=data, auth=(client_id, secret), timeout=30)
+        assert locked.status_code == 429 and locked.json()["error"] == "slow_down", locked.text
+        assert 0 < int(locked.headers["retry-after"]) <= 30
+    assert query(cluster.database_url, "SELECT lockouts FROM token_failures WHERE key = $1", f"client:{client_id}")[0]["lockouts"] == 1

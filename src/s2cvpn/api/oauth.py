@@ -6,8 +6,7 @@ CAMARA error model: OAuth client libraries parse these. Token responses carry
 
 Secret guessing is slowed by ``clients.FailureThrottle`` per client id and per remote
 address (``request.client.host``: run uvicorn with ``--forwarded-allow-ips`` behind a
-proxy so it is the real caller). The throttle is per process; it is created on first use
-as ``app.state.oauth_throttle`` unless the app put one there.
+proxy so it is the real caller). Its state is in the database, shared by the replicas.
 """
 
 from __future__ import annotations
@@ -53,8 +52,8 @@ def _invalid_client(description: str) -> JSONResponse:
 
 def _throttle(request: Request) -> clients.FailureThrottle:
     throttle = getattr(request.app.state, "oauth_throttle", None)
-    if throttle is None:
-        throttle = clients.FailureThrottle()
+    if throttle is None or throttle.sessions is not request.app.state.sessions:  # one per running app
+        throttle = clients.FailureThrottle(request.app.state.sessions)
         request.app.state.oauth_throttle = throttle
     return throttle
 
@@ -116,7 +115,7 @@ async def token(request: Request, db: AsyncSession = Depends(get_db)) -> JSONRes
     now = request.app.state.clock.now()
     client_key = f"client:{client_id[:64]}"
     address_key = f"addr:{request.client.host if request.client else 'unknown'}"
-    wait = throttle.retry_after([client_key, address_key], now)
+    wait = await throttle.retry_after([client_key, address_key], now)
     if wait is not None:
         return _oauth_error(
             "slow_down", "too many failed attempts; retry later", 429, {"Retry-After": str(wait)}
@@ -126,11 +125,11 @@ async def token(request: Request, db: AsyncSession = Depends(get_db)) -> JSONRes
         client = await clients.authenticate_client(db, client_id, client_secret)
     except errors.Unauthenticated:
         now = request.app.state.clock.now()
-        throttle.failure(client_key, throttle.client_limit, now)
-        throttle.failure(address_key, throttle.address_limit, now)
+        await throttle.failure(client_key, throttle.client_limit, now)
+        await throttle.failure(address_key, throttle.address_limit, now)
         log.info("token request refused: invalid client credentials")
         return _invalid_client("invalid client credentials")
-    throttle.success(client_key)
+    await throttle.success(client_key)
 
     tokens: TokenService = request.app.state.tokens
     try:

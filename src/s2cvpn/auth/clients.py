@@ -23,14 +23,14 @@ import hmac
 import math
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from s2cvpn import errors
 from s2cvpn.config import ALL_SCOPES
+from s2cvpn.storage import token_failures
 from s2cvpn.storage.tables import ClientRow
 
 # scrypt cost: 2**15 * 8 * 128 B = 32 MiB and ~50-100 ms per check on a server core.
@@ -169,75 +169,55 @@ class FailureThrottle:
 
     A key is ``client:<id>`` or ``addr:<remote address>``. After ``limit`` failures within
     ``window`` the key is locked for ``base_lockout``; once a key has been locked, each
-    further failure (until it has been quiet for ``forget_after``) locks it again for
-    twice as long, up to ``max_lockout``. A success clears the client's key only: one
-    valid credential must not reset an address that is guessing other clients' secrets.
+    further failure (until it has been quiet for ``token_failures.FORGET_AFTER``) locks it
+    again for twice as long, up to ``max_lockout``. A success clears the client's key only:
+    one valid credential must not reset an address that is guessing other clients' secrets.
 
-    State lives in this process (each replica counts on its own, so a cluster of N allows
-    up to N times the attempts); a shared store can replace it behind the same methods.
-    Memory stays bounded: stale keys are pruned, and past ``max_keys`` the oldest go.
+    The state is in the database (``storage.token_failures``), so every replica counts the
+    same failures and a restart lifts no lockout; the worker's purge drops quiet keys.
     """
 
     def __init__(
         self,
+        sessions: async_sessionmaker,
         *,
         client_limit: int = 5,
         address_limit: int = 20,
         window: timedelta = timedelta(minutes=5),
         base_lockout: timedelta = timedelta(seconds=30),
         max_lockout: timedelta = timedelta(hours=1),
-        forget_after: timedelta = timedelta(hours=1),
-        max_keys: int = 100_000,
     ) -> None:
+        self.sessions = sessions
         self.client_limit = client_limit
         self.address_limit = address_limit
         self.window = window
         self.base_lockout = base_lockout
         self.max_lockout = max_lockout
-        self.forget_after = forget_after
-        self.max_keys = max_keys
-        self._state: dict[str, _KeyState] = {}
 
-    def retry_after(self, keys: Sequence[str], now: datetime) -> int | None:
+    async def retry_after(self, keys: Sequence[str], now: datetime) -> int | None:
         """Whole seconds until every given key is unlocked; None when none is locked."""
-        waits = [
-            (state.locked_until - now).total_seconds()
-            for key in keys
-            if (state := self._state.get(key)) is not None and state.locked_until is not None
-        ]
-        longest = max((w for w in waits if w > 0), default=0.0)
+        async with self.sessions() as db:
+            untils = await token_failures.locked_until(db, keys)
+        longest = max(((until - now).total_seconds() for until in untils), default=0.0)
         return math.ceil(longest) if longest > 0 else None
 
-    def failure(self, key: str, limit: int, now: datetime) -> None:
-        state = self._state.get(key)
-        if state is None or now - state.last_failure_at > self.forget_after:
-            state = _KeyState(last_failure_at=now)
-        self._state.pop(key, None)
-        self._state[key] = state  # re-insert: dict order is least recently failed first
+    async def failure(self, key: str, limit: int, now: datetime) -> None:
+        async with self.sessions() as db, db.begin():
+            state = await token_failures.lock(db, key, now)
+            self.count_failure(state, limit, now)
+            await token_failures.save(db, key, state)
+
+    def count_failure(self, state: token_failures.FailureState, limit: int, now: datetime) -> None:
+        """The policy, on one key's state (pure)."""
+        if now - state.last_failure_at > token_failures.FORGET_AFTER:
+            state.failures, state.lockouts, state.locked_until = [], 0, None
         state.last_failure_at = now
         state.failures = [t for t in state.failures if now - t < self.window] + [now]
         if state.lockouts > 0 or len(state.failures) >= limit:
-            lockout = min(self.base_lockout * (2**state.lockouts), self.max_lockout)
-            state.locked_until = now + lockout
+            state.locked_until = now + min(self.base_lockout * (2**state.lockouts), self.max_lockout)
             state.lockouts += 1
             state.failures = []
-        self._prune(now)
 
-    def success(self, key: str) -> None:
-        self._state.pop(key, None)
-
-    def _prune(self, now: datetime) -> None:
-        if len(self._state) <= self.max_keys:
-            return
-        for key in [k for k, s in self._state.items() if now - s.last_failure_at > self.forget_after]:
-            del self._state[key]
-        while len(self._state) > self.max_keys:
-            del self._state[next(iter(self._state))]
-
-
-@dataclass
-class _KeyState:
-    last_failure_at: datetime
-    failures: list[datetime] = field(default_factory=list)
-    lockouts: int = 0
-    locked_until: datetime | None = None
+    async def success(self, key: str) -> None:
+        async with self.sessions() as db, db.begin():
+            await token_failures.forget(db, key)

@@ -29,6 +29,7 @@ from s2cvpn.domain.session import LIVE_STATUSES, Status, StatusInfo
 from s2cvpn.errors import DriverError
 from s2cvpn.service import lifecycle, specs
 from s2cvpn.service.context import ServiceContext
+from s2cvpn.storage import token_failures
 from s2cvpn.storage.tables import EventRow, IdempotencyRow, JobRow, SessionRow, UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,8 @@ async def next_expiry(ctx: ServiceContext) -> datetime | None:
 
 
 async def purge_due(ctx: ServiceContext) -> int:
-    """Forget ended sessions past their retention, once the network is clean."""
+    """Forget ended sessions past their retention, once the network is clean (and the
+    idempotency keys, finished notifications and token-endpoint failures that have aged out)."""
     now = ctx.clock.now()
     async with ctx.db() as db, db.begin():
         result = await db.execute(
@@ -158,6 +160,7 @@ async def purge_due(ctx: ServiceContext) -> int:
             )
         )
         await db.execute(delete(IdempotencyRow).where(IdempotencyRow.created_at < now - IDEMPOTENCY_KEEP))
+        await token_failures.prune(db, now)
         # finished notifications (delivered, gone or abandoned) are kept a day for operators
         await db.execute(delete(EventRow).where(EventRow.created_at < now - EVENTS_KEEP, EventRow.next_attempt_at.is_(None)))
     purged = int(result.rowcount or 0)  # type: ignore[attr-defined]

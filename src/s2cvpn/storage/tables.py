@@ -179,3 +179,14 @@ class RateCountRow(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_rate_counts_window_start", "window_start"),)
+
+
+class TokenFailureRow(Base):
+    """Failed client authentications of one key, for the token endpoint's lockouts."""
+
+    __tablename__ = "token_failures"
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)  # client:<id> or addr:<address>
+    failures: Mapped[list[float]] = mapped_column(JSON)  # Unix times within the counting window
+    lockouts: Mapped[int] = mapped_column(Integer)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
