@@ -40,6 +40,7 @@ _GROW = (
 )
 _SHRINK = update(LOAD).where(LOAD.c.resource_id == bindparam("resource")).values(reserved_mbps=LOAD.c.reserved_mbps - bindparam("delta"))
 _FORGET = delete(HELD).where(HELD.c.session_id == bindparam("session"))
+_FORGET_HELD = _FORGET.returning(HELD.c.resource_id, HELD.c.mbps)
 
 
 async def ensure_resources(db: AsyncSession, resource_ids: Iterable[str]) -> None:
@@ -99,5 +100,7 @@ async def set_reservation(
 
 
 async def release(db: AsyncSession, session_id: str) -> None:
-    """Return everything the session holds. Idempotent."""
-    await set_reservation(db, session_id, {}, lambda _rid: 0)
+    """Return everything the session holds (its reservation rows go, telling what to give back). Idempotent."""
+    held = dict((await db.execute(_FORGET_HELD, {"session": session_id})).all())
+    for resource_id in sorted(held):  # the same order as set_reservation: no lock cycles
+        await _shrink(db, resource_id, held[resource_id])
