@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 from prometheus_client import Counter
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from s2cvpn.domain.session import LIVE_STATUSES, Status, StatusInfo
 from s2cvpn.errors import DriverError
