@@ -15,7 +15,8 @@ from s2cvpn.network.loader import load_inventory
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import migrate, reservations
 from s2cvpn.storage.db import create_engine, read_connections, session_factory
-from s2cvpn.storage.session_reads import open_session_reader
+from s2cvpn.storage.driver import open_database
+from s2cvpn.storage.session_reads import SessionReader
 
 
 @asynccontextmanager
@@ -25,14 +26,15 @@ async def open_context(settings: Settings, *, clock: Clock | None = None, migrat
     if migrate_first:
         await asyncio.to_thread(migrate.upgrade, settings.database_url)
     engine = create_engine(settings.database_url)
-    session_reads = open_session_reader(settings.database_url)
+    database = open_database(settings.database_url)
     try:
         ctx = ServiceContext(
             settings=settings,
             engine=engine,
             db=session_factory(engine),
             read_db=read_connections(engine),
-            session_reads=session_reads,
+            database=database,
+            session_reads=SessionReader(database),
             inventory=inventory,
             driver=create_driver(
                 settings.driver, inventory, model_delay_seconds=settings.model_apply_delay_seconds, netns_prefix=settings.netns_prefix
@@ -44,5 +46,5 @@ async def open_context(settings: Settings, *, clock: Clock | None = None, migrat
             await reservations.ensure_resources(db, resource_ids)
         yield ctx
     finally:
-        await session_reads.close()
+        await database.close()
         await engine.dispose()

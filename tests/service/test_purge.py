@@ -20,10 +20,12 @@ def test_finished_events_are_purged_after_a_day_pending_ones_kept(fresh_database
         clock = FakeClock()
         async with open_context(Settings(database_url=fresh_database_url), clock=clock) as ctx:
             now = clock.now()
-            async with ctx.db() as db, db.begin():
+            async with ctx.database.transaction() as tx:
                 for event_id, age_hours in (("old-done", 30), ("old-pending", 30), ("new-done", 1)):
                     created = now - timedelta(hours=age_hours)
-                    event_store.add_event(db, event_id=event_id, session_id="s", sink="https://x.example/", access_token=None, body={}, now=created)
+                    await event_store.add_event(
+                        tx, event_id=event_id, session_id="s", sink="https://x.example/", access_token=None, body={}, now=created
+                    )
             async with ctx.db() as db, db.begin():
                 for event_id in ("old-done", "new-done"):
                     await event_store.mark_done(db, event_id, outcome="204", now=now)

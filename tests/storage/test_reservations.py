@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, select
 
 from s2cvpn.storage import migrate, reservations
 from s2cvpn.storage.db import create_engine, session_factory
+from s2cvpn.storage.driver import open_database
 from s2cvpn.storage.tables import ReservationRow, ResourceLoadRow
 
 CAPACITY = {"link-a": 1000, "link-b": 400, "port:x": 100}
@@ -53,21 +54,22 @@ async def _reset(make) -> None:  # type: ignore[no-untyped-def]
 async def _run(url: str, operations: list[tuple[str, str, dict[str, int]]]) -> None:
     engine = create_engine(url)
     make = session_factory(engine)
+    database = open_database(url)
     try:
         await _reset(make)
         for kind, session_id, wanted in operations:
-            async with make() as db:
-                try:
-                    async with db.begin():
-                        if kind == "reserve":
-                            await reservations.set_reservation(db, session_id, wanted, CAPACITY.__getitem__)
-                        else:
-                            await reservations.release(db, session_id)
-                except reservations.CapacityRace:
-                    pass  # refused whole: the rollback leaves the previous state
+            try:
+                async with database.transaction() as tx:
+                    if kind == "reserve":
+                        await reservations.set_reservation(tx, session_id, wanted, CAPACITY.__getitem__)
+                    else:
+                        await reservations.release(tx, session_id)
+            except reservations.CapacityRace:
+                pass  # refused whole: the rollback leaves the previous state
             async with make() as db:
                 await _check_invariant(db)
     finally:
+        await database.close()
         await engine.dispose()
 
 
@@ -81,17 +83,20 @@ def test_refused_growth_changes_nothing(migrated_url: str) -> None:
     async def scenario() -> None:
         engine = create_engine(migrated_url)
         make = session_factory(engine)
+        database = open_database(migrated_url)
         try:
             await _reset(make)
-            async with make() as db, db.begin():
-                await reservations.set_reservation(db, "a", {"port:x": 60, "link-a": 60}, CAPACITY.__getitem__)
+            async with database.transaction() as tx:
+                await reservations.set_reservation(tx, "a", {"port:x": 60, "link-a": 60}, CAPACITY.__getitem__)
             with pytest.raises(reservations.CapacityRace):
-                async with make() as db, db.begin():
-                    await reservations.set_reservation(db, "a", {"port:x": 160, "link-a": 100}, CAPACITY.__getitem__)
+                async with database.transaction() as tx:
+                    await reservations.set_reservation(tx, "a", {"port:x": 160, "link-a": 100}, CAPACITY.__getitem__)
+            async with database.reading() as tx:
+                assert await reservations.held_by(tx, "a") == {"port:x": 60, "link-a": 60}
             async with make() as db:
-                assert await reservations.held_by(db, "a") == {"port:x": 60, "link-a": 60}
                 await _check_invariant(db)
         finally:
+            await database.close()
             await engine.dispose()
 
     asyncio.run(scenario())
@@ -103,24 +108,25 @@ def test_concurrent_reservations_never_overbook(migrated_url: str) -> None:
     async def scenario() -> int:
         engine = create_engine(migrated_url)
         make = session_factory(engine)
+        database = open_database(migrated_url)
         try:
             await _reset(make)
 
             async def one(n: int) -> bool:
-                async with make() as db:
-                    try:
-                        async with db.begin():
-                            await reservations.set_reservation(db, f"c{n}", {"port:x": 10}, CAPACITY.__getitem__)
-                            await asyncio.sleep(0.01)  # hold the transaction open to force overlap
-                        return True
-                    except reservations.CapacityRace:
-                        return False
+                try:
+                    async with database.transaction() as tx:
+                        await reservations.set_reservation(tx, f"c{n}", {"port:x": 10}, CAPACITY.__getitem__)
+                        await asyncio.sleep(0.01)  # hold the transaction open to force overlap
+                    return True
+                except reservations.CapacityRace:
+                    return False
 
             results = await asyncio.gather(*(one(n) for n in range(30)))
             async with make() as db:
                 await _check_invariant(db)
             return sum(results)
         finally:
+            await database.close()
             await engine.dispose()
 
     assert asyncio.run(scenario()) == 10

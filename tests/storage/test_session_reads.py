@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from s2cvpn.storage import migrate
-from s2cvpn.storage.db import DatabaseUnavailable, create_engine, session_factory
-from s2cvpn.storage.session_reads import ConnectionLender, SessionView, open_session_reader
+from s2cvpn.storage.db import create_engine, session_factory
+from s2cvpn.storage.driver import ConnectionLender, DatabaseUnavailable, open_database
+from s2cvpn.storage.session_reads import SessionReader, SessionView
 from s2cvpn.storage.tables import SessionRow
 from tests.support.databases import ADMIN_URL, postgres_reason
 from tests.support.servers import free_port
@@ -53,7 +54,8 @@ def _row(n: int, client_id: str, *, ended: bool = False) -> SessionRow:
 
 async def test_reads_what_the_orm_wrote(migrated_url: str) -> None:
     engine = create_engine(migrated_url)
-    reader = open_session_reader(migrated_url)
+    database = open_database(migrated_url)
+    reader = SessionReader(database)
     try:
         written = [_row(n, "alice", ended=n == 3) for n in range(5)] + [_row(9, "bob")]
         async with session_factory(engine)() as db, db.begin():
@@ -77,25 +79,28 @@ async def test_reads_what_the_orm_wrote(migrated_url: str) -> None:
         assert await reader.page("nobody", 0, 20) == ([], 0)
         assert "sink_credential" not in SessionView._fields  # never read on the API's hot path
     finally:
-        await reader.close()
+        await database.close()
         await engine.dispose()
 
 
 async def test_an_unreachable_database_is_database_unavailable(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    postgres = open_session_reader(f"postgresql://postgres@127.0.0.1:{free_port()}/none")  # nothing listens
+    postgres = open_database(f"postgresql://postgres@127.0.0.1:{free_port()}/none")  # nothing listens
     with pytest.raises(DatabaseUnavailable):
-        await postgres.one("x")
+        await SessionReader(postgres).one("x")
     with pytest.raises(DatabaseUnavailable):
-        await postgres.page("x", 0, 20)
+        await SessionReader(postgres).page("x", 0, 20)
+    with pytest.raises(DatabaseUnavailable):
+        async with postgres.transaction():
+            pass
     await postgres.close()
 
     path = tmp_path / "empty.db"
     sqlite3.connect(path).close()  # a database without the schema
-    lite = open_session_reader(f"sqlite:///{path}")
+    lite = open_database(f"sqlite:///{path}")
     with pytest.raises(DatabaseUnavailable):
-        await lite.one("x")
+        await SessionReader(lite).one("x")
     with pytest.raises(DatabaseUnavailable):
-        await lite.page("x", 0, 20)
+        await SessionReader(lite).page("x", 0, 20)
     await lite.close()
 
 

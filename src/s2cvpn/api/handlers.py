@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from s2cvpn.errors import S2CError
-from s2cvpn.storage.db import DatabaseUnavailable
+from s2cvpn.storage.driver import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}

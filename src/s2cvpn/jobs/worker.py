@@ -182,16 +182,16 @@ class Worker:
             log.exception("job %s (%s) crashed", job.job_id, job.kind)
             await self._failed(job, f"{type(exc).__name__}: {exc}")
             return
-        async with self.ctx.db() as db, db.begin():
-            finished = await job_store.finish(db, job.job_id, self.worker_id)
+        async with self.ctx.database.transaction() as tx:
+            finished = await job_store.finish(tx, job.job_id, self.worker_id)
         JOBS.labels(job.kind, "done" if finished and job.job_id not in lost else "lease_lost").inc()
 
     async def _failed(self, job: JobRow, error: str) -> None:
         settings = self.ctx.settings
         if job.attempts >= settings.job_max_attempts:
             await provisioning.give_up(self.ctx, job, error)
-            async with self.ctx.db() as db, db.begin():
-                await job_store.finish(db, job.job_id)
+            async with self.ctx.database.transaction() as tx:
+                await job_store.finish(tx, job.job_id)
             JOBS.labels(job.kind, "gave_up").inc()
             return
         JOBS.labels(job.kind, "retry").inc()

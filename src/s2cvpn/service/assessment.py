@@ -16,6 +16,6 @@ async def assess(ctx: ServiceContext, *, client_id: str, body: dict[str, Any]) -
     granted_hours(ctx, body.get("duration"))
     asked = body.get("sla")
     request = specs.connection_request(client_id, body, sla=asked or "A")
-    async with ctx.read_db() as db:
-        load = await reservations.current_load(db)
+    async with ctx.database.reading() as tx:
+        load = await reservations.current_load(tx)
     return assessment.assess_connection(ctx.inventory, request, load, ctx.clock.now().date(), asked)

@@ -14,6 +14,7 @@ from s2cvpn.clock import Clock
 from s2cvpn.config import Settings
 from s2cvpn.drivers.base import Health, NetworkDriver
 from s2cvpn.network.inventory import Inventory
+from s2cvpn.storage.driver import Database
 from s2cvpn.storage.session_reads import SessionReader
 
 
@@ -24,9 +25,10 @@ HEALTH_TTL_SECONDS = 2.0
 class ServiceContext:
     settings: Settings
     engine: AsyncEngine
-    db: async_sessionmaker  # read-write transactions
+    db: async_sessionmaker  # read-write transactions through the ORM (the cold paths)
     read_db: Callable[[], AbstractAsyncContextManager[AsyncConnection]]  # Core reads, autocommit
-    session_reads: SessionReader  # getSession/listSessions on the driver itself
+    database: Database  # the session hot path's transactions, on the driver itself
+    session_reads: SessionReader  # getSession/listSessions, on ``database``
     inventory: Inventory
     driver: NetworkDriver
     clock: Clock

@@ -12,13 +12,14 @@ from typing import Any
 
 import httpx
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from s2cvpn.domain.session import Status, serviced_hours
 from s2cvpn.errors import InvalidArgument
 from s2cvpn.service import sinks
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import events as event_store
+from s2cvpn.storage.driver import Transaction
+from s2cvpn.storage.session_store import SessionRecord
 from s2cvpn.storage.tables import EventRow, SessionRow
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ MAX_BACKOFF_SECONDS = 300.0
 DELIVERY_CONCURRENCY = 16  # sinks posted to at once by one worker
 
 
-def final_figures(row: SessionRow, now: datetime) -> dict[str, Any]:
+def final_figures(row: SessionRecord, now: datetime) -> dict[str, Any]:
     """``servicedDuration`` and the ``actual*`` values, as the API shows them."""
     until = row.ended_at or now
     figures: dict[str, Any] = {"servicedDuration": {"value": serviced_hours(row.started_at, until), "unit": "hours"}}
@@ -37,7 +38,7 @@ def final_figures(row: SessionRow, now: datetime) -> dict[str, Any]:
     return figures
 
 
-def status_event(ctx: ServiceContext, row: SessionRow, now: datetime) -> dict[str, Any]:
+def status_event(ctx: ServiceContext, row: SessionRecord, now: datetime) -> dict[str, Any]:
     data: dict[str, Any] = {"sessionId": row.session_id, "status": row.status}
     if row.status_info:
         data["statusInfo"] = row.status_info
@@ -54,13 +55,13 @@ def status_event(ctx: ServiceContext, row: SessionRow, now: datetime) -> dict[st
     }
 
 
-def notify_status(db: AsyncSession, ctx: ServiceContext, row: SessionRow, now: datetime) -> None:
+async def notify_status(tx: Transaction, ctx: ServiceContext, row: SessionRecord, now: datetime) -> None:
     """Queue the event for the row's current status, if it has a live sink."""
     if not row.sink or row.sink_gone:
         return
     body = status_event(ctx, row, now)
     token = (row.sink_credential or {}).get("accessToken")
-    event_store.add_event(db, event_id=body["id"], session_id=row.session_id, sink=row.sink, access_token=token, body=body, now=now)
+    await event_store.add_event(tx, event_id=body["id"], session_id=row.session_id, sink=row.sink, access_token=token, body=body, now=now)
     ctx.work_ready.set()
 
 

@@ -22,14 +22,15 @@ from typing import Any, TypeVar
 
 from prometheus_client import Counter
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import delete, select
 
 from s2cvpn.domain.session import LIVE_STATUSES, Status, StatusInfo
 from s2cvpn.errors import DriverError
 from s2cvpn.service import lifecycle, specs
 from s2cvpn.service.context import ServiceContext
-from s2cvpn.storage import token_failures
-from s2cvpn.storage.tables import EventRow, IdempotencyRow, JobRow, SessionRow, UTCDateTime
+from s2cvpn.storage import session_store, token_failures
+from s2cvpn.storage.session_store import SessionRecord
+from s2cvpn.storage.tables import EventRow, IdempotencyRow, JobRow, SessionRow
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 200
@@ -54,18 +55,22 @@ async def _driver(op: str, call: Callable[..., T], *args: Any, cause: str = "job
     return result
 
 
+async def _read(ctx: ServiceContext, session_id: str) -> SessionRecord | None:
+    async with ctx.database.reading() as tx:
+        return await session_store.get(tx, session_id)
+
+
 async def provision(ctx: ServiceContext, session_id: str) -> None:
-    async with ctx.db() as db:
-        row = await db.get(SessionRow, session_id)
+    row = await _read(ctx, session_id)
     if row is None or row.status != Status.REQUESTED:
         return
     spec = specs.service_spec(row, ctx.inventory)
     await _driver("apply", ctx.driver.apply, spec)
     now = ctx.clock.now()
-    async with ctx.db() as db, db.begin():
-        row = await lifecycle.lock_session(db, session_id)
+    async with ctx.database.transaction() as tx:
+        row = await session_store.get(tx, session_id, lock=True)
         if row is not None and row.status == Status.REQUESTED:
-            lifecycle.start(db, ctx, row, now)
+            await lifecycle.start(tx, ctx, row, now)
             return
         torn_down = row is None or row.released_at is not None
     # ended meanwhile: a teardown still queued removes what we built; one that already ran
@@ -75,8 +80,7 @@ async def provision(ctx: ServiceContext, session_id: str) -> None:
 
 
 async def modify(ctx: ServiceContext, session_id: str) -> None:
-    async with ctx.db() as db:
-        row = await db.get(SessionRow, session_id)
+    row = await _read(ctx, session_id)
     if row is None or row.status != Status.AVAILABLE:
         return
     await _driver("modify", ctx.driver.modify, specs.service_spec(row, ctx.inventory))
@@ -85,13 +89,15 @@ async def modify(ctx: ServiceContext, session_id: str) -> None:
 async def teardown(ctx: ServiceContext, session_id: str, *, delete_after: bool) -> None:
     await _driver("remove", ctx.driver.remove, session_id)
     now = ctx.clock.now()
-    async with ctx.db() as db, db.begin():
-        row = await lifecycle.lock_session(db, session_id)
+    async with ctx.database.transaction() as tx:
+        row = await session_store.get(tx, session_id, lock=True)
         if row is None:
             return
-        await lifecycle.release_network(db, row, now)
+        await lifecycle.release_network(tx, session_id)
         if delete_after or row.status_info == StatusInfo.DELETE_REQUESTED:
-            await db.delete(row)
+            await session_store.delete(tx, session_id)
+        else:
+            await session_store.update(tx, row, released_at=now)
 
 
 async def give_up(ctx: ServiceContext, job: JobRow, error: str) -> None:
@@ -100,10 +106,10 @@ async def give_up(ctx: ServiceContext, job: JobRow, error: str) -> None:
     if job.kind not in ("provision", "modify") or job.session_id is None:
         return
     now = ctx.clock.now()
-    async with ctx.db() as db, db.begin():
-        row = await lifecycle.lock_session(db, job.session_id)
+    async with ctx.database.transaction() as tx:
+        row = await session_store.get(tx, job.session_id, lock=True)
         if row is not None and row.status in LIVE_STATUSES:
-            await lifecycle.end(db, ctx, row, StatusInfo.NETWORK_TERMINATED, now)
+            await lifecycle.end(tx, ctx, row, StatusInfo.NETWORK_TERMINATED, now)
 
 
 async def run_job(ctx: ServiceContext, job: JobRow) -> None:
@@ -118,13 +124,6 @@ async def run_job(ctx: ServiceContext, job: JobRow) -> None:
         raise ValueError(f"unknown job kind {job.kind!r}")
 
 
-_DUE = (
-    select(SessionRow)
-    .where(SessionRow.status == Status.AVAILABLE, SessionRow.expires_at <= bindparam("now", type_=UTCDateTime))
-    .order_by(SessionRow.expires_at)
-    .limit(SWEEP_BATCH)
-    .with_for_update(skip_locked=True)
-)
 _NEXT_EXPIRY = select(SessionRow.expires_at).where(SessionRow.status == Status.AVAILABLE).order_by(SessionRow.expires_at).limit(1)
 
 
@@ -132,10 +131,9 @@ async def expire_due(ctx: ServiceContext) -> int:
     """End every AVAILABLE session whose time is up; the index makes this cost what is due."""
     now = ctx.clock.now()
     ended = 0
-    async with ctx.db() as db, db.begin():
-        rows = await db.scalars(_DUE, {"now": now})
-        for row in rows.all():
-            await lifecycle.end(db, ctx, row, StatusInfo.DURATION_EXPIRED, now)
+    async with ctx.database.transaction() as tx:
+        for row in await session_store.lock_expired(tx, now, SWEEP_BATCH):
+            await lifecycle.end(tx, ctx, row, StatusInfo.DURATION_EXPIRED, now)
             ended += 1
     EXPIRED.inc(ended)  # after the commit: only expiries that happened are counted
     return ended
@@ -185,10 +183,10 @@ async def reconcile(ctx: ServiceContext) -> dict[str, int]:
         except DriverError as exc:
             log.error("reconcile: session %s cannot be carried any more: %s", session_id, exc)
             now = ctx.clock.now()
-            async with ctx.db() as db, db.begin():
-                locked = await lifecycle.lock_session(db, session_id)
+            async with ctx.database.transaction() as tx:
+                locked = await session_store.get(tx, session_id, lock=True)
                 if locked is not None and locked.status == Status.AVAILABLE:
-                    await lifecycle.end(db, ctx, locked, StatusInfo.NETWORK_TERMINATED, now)
+                    await lifecycle.end(tx, ctx, locked, StatusInfo.NETWORK_TERMINATED, now)
                     counts["terminated"] += 1
     for session_id in held - set(wanted) - pending - known:
         await _driver("remove", ctx.driver.remove, session_id, cause="reconcile")

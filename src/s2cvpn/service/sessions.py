@@ -9,13 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any, TypeVar
 
 from s2cvpn import errors
 from s2cvpn.domain.session import LIVE_STATUSES, Status, StatusInfo, duration_hours, hours_delta
@@ -23,10 +19,12 @@ from s2cvpn.network import planner, pools, resolve
 from s2cvpn.network.plans import ConnectionRequest, Plan
 from s2cvpn.service import lifecycle, sinks, specs
 from s2cvpn.service.context import ServiceContext
-from s2cvpn.storage import dedup, jobs, reservations, slots
+from s2cvpn.storage import dedup, idempotency, jobs, reservations, session_store, slots
+from s2cvpn.storage.driver import Transaction, UniqueViolation
 from s2cvpn.storage.session_reads import SessionView
-from s2cvpn.storage.tables import IdempotencyRow, SessionRow
+from s2cvpn.storage.session_store import SessionRecord
 
+T = TypeVar("T")
 PLAN_ATTEMPTS = 5
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 DUPLICATE = "an active session already connects this CE, PE and application servers"
@@ -53,40 +51,41 @@ def granted_hours(ctx: ServiceContext, duration: Mapping[str, Any] | None) -> fl
 
 
 async def _reserve(
-    db: AsyncSession, ctx: ServiceContext, session_id: str, request: ConnectionRequest, now: datetime, held: dict[str, int]
+    tx: Transaction, ctx: ServiceContext, session_id: str, request: ConnectionRequest, now: datetime, held: dict[str, int]
 ) -> Plan:
     """Plan against the current load (minus ``held``, what the session holds now) and reserve.
 
-    A ``CapacityRace`` means another transaction took the capacity after we read the load;
-    the savepoint is rolled back and we plan again on fresh figures.
+    A ``CapacityRace`` means another transaction took the capacity after we read the load:
+    the caller's transaction is rolled back and run again on fresh figures (``_retrying_races``).
     """
     day = now.date()
+    load = await reservations.current_load(tx)
+    for rid, mbps in held.items():
+        load[rid] = load.get(rid, 0) - mbps
+    plan = planner.plan_connection(ctx.inventory, request, load, day)
+    await reservations.set_reservation(tx, session_id, plan.demands, lambda rid: ctx.inventory.capacity_of(rid, day), held=held)
+    return plan
+
+
+async def _retrying_races(ctx: ServiceContext, work: Callable[[Transaction], Awaitable[T]]) -> T:
+    """Run ``work`` in a transaction, again (whole) when it lost a capacity race."""
     for _ in range(PLAN_ATTEMPTS):
-        load = await reservations.current_load(db)
-        for rid, mbps in held.items():
-            load[rid] = load.get(rid, 0) - mbps
-        plan = planner.plan_connection(ctx.inventory, request, load, day)
         try:
-            async with db.begin_nested():
-                await reservations.set_reservation(
-                    db, session_id, plan.demands, lambda rid: ctx.inventory.capacity_of(rid, day), held=held
-                )
-            return plan
+            async with ctx.database.transaction() as tx:
+                return await work(tx)
         except reservations.CapacityRace:
             continue
     raise errors.InsufficientResources("capacity is being taken by concurrent requests; try again")
 
 
-async def _replay_idempotent(db: AsyncSession, client_id: str, key: str, now: datetime) -> SessionRow | None:
-    row = await db.get(IdempotencyRow, (client_id, key))
-    if row is None or row.created_at < now - IDEMPOTENCY_WINDOW:
-        return None
-    return await db.get(SessionRow, row.session_id)
+async def _replay_idempotent(tx: Transaction, client_id: str, key: str, now: datetime) -> SessionRecord | None:
+    session_id = await idempotency.first_session(tx, client_id, key, since=now - IDEMPOTENCY_WINDOW)
+    return None if session_id is None else await session_store.get(tx, session_id)
 
 
 async def create_session(
     ctx: ServiceContext, *, client_id: str, body: dict[str, Any], idempotency_key: str | None
-) -> tuple[SessionRow, bool]:
+) -> tuple[SessionRecord, bool]:
     """Accept a session (REQUESTED) and queue its provisioning. Returns (row, created)."""
     now = ctx.clock.now()
     hours = granted_hours(ctx, body.get("duration"))
@@ -100,74 +99,74 @@ async def create_session(
     session_id = str(uuid.uuid4())
     credential = body.pop("sinkCredential", None)
     dedup_key = _dedup_key(client_id, body)
-    async with ctx.db() as db:
-        try:
-            async with db.begin():
-                if idempotency_key:
-                    first = await _replay_idempotent(db, client_id, idempotency_key, now)
-                    if first is not None:
-                        return first, False
-                await _check_quota(db, ctx, client_id)
-                if not await dedup.claim_key(db, dedup_key, session_id):
-                    raise errors.AlreadyExists(DUPLICATE)
-                plan = await _reserve(db, ctx, session_id, request, now, held={})
-                slot = await slots.take_slot(db, session_id, pools.pool_size(ctx.inventory))
-                allocation = pools.allocation_for(ctx.inventory, slot, 2 if plan.secondary else 1)
-                row = SessionRow(
-                    session_id=session_id,
-                    client_id=client_id,
-                    status=Status.REQUESTED,
-                    request=body,
-                    sla=body["sla"],
-                    bandwidth_mbps=body["guaranteeBandwidth"],
-                    max_latency_ms=body.get("maxLatency"),
-                    duration_hours=hours,
-                    created_at=now,
-                    plan=specs.plan_to_json(plan),
-                    allocation=specs.allocation_to_json(allocation),
-                    actual=None,
-                    sink=body.get("sink"),
-                    sink_credential=credential,
-                    sink_gone=False,
-                    dedup_key=dedup_key,
-                )
-                row.actual = lifecycle.planned_actuals(row, plan.latency_ms)
-                db.add(row)
-                if idempotency_key:
-                    db.add(IdempotencyRow(client_id=client_id, key=idempotency_key, session_id=session_id, created_at=now))
-                jobs.enqueue(db, kind="provision", session_id=session_id, now=now)
-        except slots.PoolExhausted as exc:
-            raise errors.InsufficientResources(str(exc)) from None
-        except IntegrityError:
-            # a concurrent request with the same Idempotency-Key committed first
-            if idempotency_key:
-                async with ctx.db() as again:
-                    first = await _replay_idempotent(again, client_id, idempotency_key, now)
-                if first is not None:
-                    return first, False
-            raise errors.AlreadyExists(DUPLICATE) from None
-    ctx.work_ready.set()
-    return row, True
+
+    async def accept(tx: Transaction) -> tuple[SessionRecord, bool]:
+        if idempotency_key:
+            first = await _replay_idempotent(tx, client_id, idempotency_key, now)
+            if first is not None:
+                return first, False
+        await _check_quota(tx, ctx, client_id)
+        if not await dedup.claim_key(tx, dedup_key, session_id):
+            raise errors.AlreadyExists(DUPLICATE)
+        plan = await _reserve(tx, ctx, session_id, request, now, held={})
+        slot = await slots.take_slot(tx, session_id, pools.pool_size(ctx.inventory))
+        allocation = pools.allocation_for(ctx.inventory, slot, 2 if plan.secondary else 1)
+        record = SessionRecord(
+            session_id=session_id,
+            client_id=client_id,
+            status=Status.REQUESTED,
+            status_info=None,
+            request=body,
+            sla=body["sla"],
+            bandwidth_mbps=body["guaranteeBandwidth"],
+            max_latency_ms=body.get("maxLatency"),
+            duration_hours=hours,
+            created_at=now,
+            started_at=None,
+            expires_at=None,
+            ended_at=None,
+            purge_at=None,
+            plan=specs.plan_to_json(plan),
+            allocation=specs.allocation_to_json(allocation),
+            actual=lifecycle.planned_actuals(body["sla"], body["guaranteeBandwidth"], plan.latency_ms),
+            sink=body.get("sink"),
+            sink_credential=credential,
+            sink_gone=False,
+            dedup_key=dedup_key,
+            released_at=None,
+        )
+        await session_store.insert(tx, record)
+        if idempotency_key:
+            await idempotency.remember(tx, client_id, idempotency_key, session_id, now)
+        await jobs.enqueue(tx, kind="provision", session_id=session_id, now=now)
+        return record, True
+
+    try:
+        record, created = await _retrying_races(ctx, accept)
+    except slots.PoolExhausted as exc:
+        raise errors.InsufficientResources(str(exc)) from None
+    except UniqueViolation:
+        # a concurrent request with the same Idempotency-Key committed first
+        if idempotency_key:
+            async with ctx.database.reading() as tx:
+                first = await _replay_idempotent(tx, client_id, idempotency_key, now)
+            if first is not None:
+                return first, False
+        raise errors.AlreadyExists(DUPLICATE) from None
+    if created:
+        ctx.work_ready.set()
+    return record, created
 
 
-async def _check_quota(db: AsyncSession, ctx: ServiceContext, client_id: str) -> None:
+async def _check_quota(tx: Transaction, ctx: ServiceContext, client_id: str) -> None:
     limit = ctx.settings.max_active_sessions_per_client
-    if not limit:
-        return
-    if db.bind.dialect.name == "postgresql":
-        # creates of one client queue here, so the count below cannot be stale (SQLite's
-        # BEGIN IMMEDIATE already serialises every writer)
-        await db.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:client_id, 0))"), {"client_id": client_id})
-    active = await db.scalar(
-        select(func.count()).select_from(SessionRow).where(SessionRow.client_id == client_id, SessionRow.status.in_(LIVE_STATUSES))
-    )
-    if (active or 0) >= limit:
+    if limit and await session_store.count_live(tx, client_id) >= limit:
         raise errors.QuotaExceeded(f"the client already has {limit} active sessions", headers={"Retry-After": "60"})
 
 
-async def owned(db: AsyncSession, client_id: str, session_id: str) -> SessionRow:
+async def owned(tx: Transaction, client_id: str, session_id: str) -> SessionRecord:
     """The caller's session, locked, or 404 (unknown, gone) / 403 (another client's)."""
-    row = await lifecycle.lock_session(db, session_id)
+    row = await session_store.get(tx, session_id, lock=True)
     _check_owner(row, client_id, session_id)
     return row  # type: ignore[return-value]  # _check_owner refused None
 
@@ -189,65 +188,68 @@ async def list_sessions(ctx: ServiceContext, *, client_id: str, page: int, per_p
     return await ctx.session_reads.page(client_id, (page - 1) * per_page, per_page)
 
 
-async def update_session(ctx: ServiceContext, *, client_id: str, session_id: str, changes: dict[str, Any]) -> SessionRow:
+async def update_session(ctx: ServiceContext, *, client_id: str, session_id: str, changes: dict[str, Any]) -> SessionRecord:
     """Change bandwidth, SLA or latency bound; re-plans and re-reserves atomically."""
     now = ctx.clock.now()
-    async with ctx.db() as db:
-        async with db.begin():
-            row = await owned(db, client_id, session_id)
-            if row.status != Status.AVAILABLE:
-                raise errors.IncompatibleState(f"the session is {row.status}; only an AVAILABLE session can be changed")
-            body = dict(row.request)
-            for key in ("guaranteeBandwidth", "sla", "maxLatency"):
-                if key in changes:
-                    if changes[key] is None:
-                        body.pop(key, None)
-                    else:
-                        body[key] = changes[key]
-            request = specs.connection_request(client_id, body)
-            plan = await _reserve(db, ctx, session_id, request, now, held=await reservations.held_by(db, session_id))
-            old_paths = 2 if row.plan and row.plan.get("secondary") else 1
-            new_paths = 2 if plan.secondary else 1
-            if new_paths != old_paths:
-                slot = row.allocation["slot"] if row.allocation else 0
-                row.allocation = specs.allocation_to_json(pools.allocation_for(ctx.inventory, slot, new_paths))
-            row.request = body
-            row.sla = body["sla"]
-            row.bandwidth_mbps = body["guaranteeBandwidth"]
-            row.max_latency_ms = body.get("maxLatency")
-            row.plan = specs.plan_to_json(plan)
-            row.actual = lifecycle.planned_actuals(row, plan.latency_ms)
-            jobs.enqueue(db, kind="modify", session_id=session_id, now=now)
+
+    async def change(tx: Transaction) -> SessionRecord:
+        row = await owned(tx, client_id, session_id)
+        if row.status != Status.AVAILABLE:
+            raise errors.IncompatibleState(f"the session is {row.status}; only an AVAILABLE session can be changed")
+        body = dict(row.request)
+        for key in ("guaranteeBandwidth", "sla", "maxLatency"):
+            if key in changes:
+                if changes[key] is None:
+                    body.pop(key, None)
+                else:
+                    body[key] = changes[key]
+        request = specs.connection_request(client_id, body)
+        plan = await _reserve(tx, ctx, session_id, request, now, held=await reservations.held_by(tx, session_id))
+        allocation = row.allocation
+        if (2 if plan.secondary else 1) != (2 if row.plan and row.plan.get("secondary") else 1):
+            slot = row.allocation["slot"] if row.allocation else 0
+            allocation = specs.allocation_to_json(pools.allocation_for(ctx.inventory, slot, 2 if plan.secondary else 1))
+        row = await session_store.update(
+            tx,
+            row,
+            request=body,
+            sla=body["sla"],
+            bandwidth_mbps=body["guaranteeBandwidth"],
+            max_latency_ms=body.get("maxLatency"),
+            plan=specs.plan_to_json(plan),
+            allocation=allocation,
+            actual=lifecycle.planned_actuals(body["sla"], body["guaranteeBandwidth"], plan.latency_ms),
+        )
+        await jobs.enqueue(tx, kind="modify", session_id=session_id, now=now)
+        return row
+
+    row = await _retrying_races(ctx, change)
     ctx.work_ready.set()
     return row
 
 
-async def extend_session(ctx: ServiceContext, *, client_id: str, session_id: str, duration: Mapping[str, Any]) -> SessionRow:
+async def extend_session(ctx: ServiceContext, *, client_id: str, session_id: str, duration: Mapping[str, Any]) -> SessionRecord:
     """Add time, capped at the configured maximum duration."""
     now = ctx.clock.now()
-    async with ctx.db() as db:
-        async with db.begin():
-            row = await owned(db, client_id, session_id)
-            if row.status != Status.AVAILABLE or row.started_at is None:
-                raise errors.IncompatibleState(f"the session is {row.status}; only an AVAILABLE session can be extended")
-            added = duration_hours(duration["value"], duration["unit"])
-            row.duration_hours = min(row.duration_hours + added, ctx.settings.max_duration_hours)
-            row.expires_at = row.started_at + hours_delta(row.duration_hours)
-            if row.expires_at <= now:  # capped below the time already served: it ends now
-                await lifecycle.end(db, ctx, row, StatusInfo.DURATION_EXPIRED, now)
+    async with ctx.database.transaction() as tx:
+        row = await owned(tx, client_id, session_id)
+        if row.status != Status.AVAILABLE or row.started_at is None:
+            raise errors.IncompatibleState(f"the session is {row.status}; only an AVAILABLE session can be extended")
+        hours = min(row.duration_hours + duration_hours(duration["value"], duration["unit"]), ctx.settings.max_duration_hours)
+        row = await session_store.update(tx, row, duration_hours=hours, expires_at=row.started_at + hours_delta(hours))
+        if row.expires_at is not None and row.expires_at <= now:  # capped below the time already served: it ends now
+            row = await lifecycle.end(tx, ctx, row, StatusInfo.DURATION_EXPIRED, now)
     return row
 
 
 async def delete_session(ctx: ServiceContext, *, client_id: str, session_id: str) -> None:
     """Tear the session down; once the network is clean the session is gone (404)."""
     now = ctx.clock.now()
-    async with ctx.db() as db:
-        async with db.begin():
-            row = await owned(db, client_id, session_id)
-            if row.status in LIVE_STATUSES:
-                await lifecycle.end(db, ctx, row, StatusInfo.DELETE_REQUESTED, now, delete_after=True)
-            elif row.status_info != StatusInfo.DELETE_REQUESTED:
-                # already ended (expired or terminated): its teardown ran or is queued; forget it
-                row.status_info = StatusInfo.DELETE_REQUESTED
-                row.purge_at = now
+    async with ctx.database.transaction() as tx:
+        row = await owned(tx, client_id, session_id)
+        if row.status in LIVE_STATUSES:
+            await lifecycle.end(tx, ctx, row, StatusInfo.DELETE_REQUESTED, now, delete_after=True)
+        elif row.status_info != StatusInfo.DELETE_REQUESTED:
+            # already ended (expired or terminated): its teardown ran or is queued; forget it
+            await session_store.update(tx, row, status_info=StatusInfo.DELETE_REQUESTED, purge_at=now)
     ctx.work_ready.set()

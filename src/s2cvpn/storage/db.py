@@ -23,10 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 READ_ONLY = "s2cvpn_read_only"
 
 
-class DatabaseUnavailable(Exception):
-    """A driver-level failure to reach the database (the API answers 503, like for SQLAlchemy's)."""
-
-
 def async_url(url: str) -> str:
     parsed = make_url(url)
     backend = parsed.get_backend_name()

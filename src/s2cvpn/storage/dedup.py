@@ -4,21 +4,16 @@ winner's commit on PostgreSQL and is skipped then)."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete
-from sqlalchemy.ext.asyncio import AsyncSession
+from s2cvpn.storage.driver import Sql, Transaction
 
-from s2cvpn.storage.db import insert_or_skip
-from s2cvpn.storage.tables import ActiveKeyRow
-
-
-_CLAIM = insert_or_skip(ActiveKeyRow.__table__, ActiveKeyRow.dedup_key)
-_FREE = delete(ActiveKeyRow.__table__).where(ActiveKeyRow.__table__.c.session_id == bindparam("session_id"))
+_CLAIM = Sql("INSERT INTO active_keys (dedup_key, session_id) VALUES (:key, :session) ON CONFLICT DO NOTHING RETURNING dedup_key")
+_FREE = Sql("DELETE FROM active_keys WHERE session_id = :session")
 
 
-async def claim_key(db: AsyncSession, dedup_key: str, session_id: str) -> bool:
+async def claim_key(tx: Transaction, dedup_key: str, session_id: str) -> bool:
     """Hold ``dedup_key`` for the session; False when a live session already holds it."""
-    return await db.scalar(_CLAIM(db), {"dedup_key": dedup_key, "session_id": session_id}) is not None
+    return await tx.fetchrow(_CLAIM, key=dedup_key, session=session_id) is not None
 
 
-async def free_key(db: AsyncSession, session_id: str) -> None:
-    await db.execute(_FREE, {"session_id": session_id})
+async def free_key(tx: Transaction, session_id: str) -> None:
+    await tx.execute(_FREE, session=session_id)

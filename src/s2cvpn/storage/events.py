@@ -15,6 +15,7 @@ from prometheus_client import Counter
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from s2cvpn.storage.driver import Sql, Transaction
 from s2cvpn.storage.leases import lease_due
 from s2cvpn.storage.tables import EventRow
 
@@ -29,21 +30,16 @@ def _result(outcome: str) -> str:
     return "abandoned"
 
 
-def add_event(
-    db: AsyncSession, *, event_id: str, session_id: str, sink: str, access_token: str | None, body: dict[str, Any], now: datetime
+_ADD = Sql(
+    "INSERT INTO events (event_id, session_id, sink, access_token, body, attempts, next_attempt_at, created_at) "
+    "VALUES (:event, :session, :sink, :token, :body, 0, :now, :now)"
+)
+
+
+async def add_event(
+    tx: Transaction, *, event_id: str, session_id: str, sink: str, access_token: str | None, body: dict[str, Any], now: datetime
 ) -> None:
-    db.add(
-        EventRow(
-            event_id=event_id,
-            session_id=session_id,
-            sink=sink,
-            access_token=access_token,
-            body=body,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
+    await tx.execute(_ADD, event=event_id, session=session_id, sink=sink, token=access_token, body=body, now=now)
 
 
 async def claim_due(db: AsyncSession, *, now: datetime, lease: timedelta, limit: int) -> list[EventRow]:

@@ -14,15 +14,22 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from s2cvpn.storage.driver import Sql, Transaction
 from s2cvpn.storage.leases import lease_due
 from s2cvpn.storage.tables import JobRow
 
+_ENQUEUE = Sql(
+    "INSERT INTO jobs (kind, session_id, payload, run_at, attempts, created_at) VALUES (:kind, :session, :payload, :now, 0, :now)"
+)
+_FINISH = Sql("DELETE FROM jobs WHERE job_id = :job")
+_FINISH_LEASED = Sql("DELETE FROM jobs WHERE job_id = :job AND locked_by = :worker")
 
-def enqueue(db: AsyncSession, *, kind: str, session_id: str | None, now: datetime, payload: dict[str, Any] | None = None) -> None:
-    db.add(JobRow(kind=kind, session_id=session_id, payload=payload or {}, run_at=now, attempts=0, created_at=now))
+
+async def enqueue(tx: Transaction, *, kind: str, session_id: str | None, now: datetime, payload: dict[str, Any] | None = None) -> None:
+    await tx.execute(_ENQUEUE, kind=kind, session=session_id, payload=payload or {}, now=now)
 
 
 async def claim(db: AsyncSession, *, worker_id: str, now: datetime, lease: timedelta, limit: int) -> list[JobRow]:
@@ -32,18 +39,11 @@ async def claim(db: AsyncSession, *, worker_id: str, now: datetime, lease: timed
     )
 
 
-JOBS = JobRow.__table__
-_FINISH = delete(JOBS).where(JOBS.c.job_id == bindparam("job"))
-_FINISH_LEASED = _FINISH.where(JOBS.c.locked_by == bindparam("worker"))
-
-
-async def finish(db: AsyncSession, job_id: int, worker_id: str | None = None) -> bool:
+async def finish(tx: Transaction, job_id: int, worker_id: str | None = None) -> bool:
     """Delete a done job; with ``worker_id``, only while that worker still holds its lease."""
     if worker_id is None:
-        result = await db.execute(_FINISH, {"job": job_id})
-    else:
-        result = await db.execute(_FINISH_LEASED, {"job": job_id, "worker": worker_id})
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(await tx.execute(_FINISH, job=job_id))
+    return bool(await tx.execute(_FINISH_LEASED, job=job_id, worker=worker_id))
 
 
 async def renew(db: AsyncSession, job_ids: Iterable[int], worker_id: str, *, until: datetime) -> set[int]:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from s2cvpn.storage.db import insert_or_skip
-from s2cvpn.storage.tables import ReservationRow, ResourceLoadRow
+from s2cvpn.storage.driver import Sql, Transaction
+from s2cvpn.storage.tables import ResourceLoadRow
 
 
 class CapacityRace(Exception):
@@ -27,20 +27,17 @@ class CapacityRace(Exception):
         self.resource_id = resource_id
 
 
-LOAD = ResourceLoadRow.__table__
-HELD = ReservationRow.__table__
-# built once: building a statement costs more CPU than its round trip
-_ENSURE = insert_or_skip(LOAD)
-_CURRENT_LOAD = select(LOAD.c.resource_id, LOAD.c.reserved_mbps).where(LOAD.c.reserved_mbps > 0)
-_HELD_BY = select(HELD.c.resource_id, HELD.c.mbps).where(HELD.c.session_id == bindparam("session"))
-_GROW = (
-    update(LOAD)
-    .where(LOAD.c.resource_id == bindparam("resource"), LOAD.c.reserved_mbps + bindparam("delta") <= bindparam("capacity"))
-    .values(reserved_mbps=LOAD.c.reserved_mbps + bindparam("delta"))
+_ENSURE = insert_or_skip(ResourceLoadRow.__table__)
+_CURRENT_LOAD = Sql("SELECT resource_id, reserved_mbps FROM resource_load WHERE reserved_mbps > 0")
+_HELD_BY = Sql("SELECT resource_id, mbps FROM reservations WHERE session_id = :session")
+_GROW = Sql(
+    "UPDATE resource_load SET reserved_mbps = reserved_mbps + :delta "
+    "WHERE resource_id = :resource AND reserved_mbps + :delta <= :capacity"
 )
-_SHRINK = update(LOAD).where(LOAD.c.resource_id == bindparam("resource")).values(reserved_mbps=LOAD.c.reserved_mbps - bindparam("delta"))
-_FORGET = delete(HELD).where(HELD.c.session_id == bindparam("session"))
-_FORGET_HELD = _FORGET.returning(HELD.c.resource_id, HELD.c.mbps)
+_SHRINK = Sql("UPDATE resource_load SET reserved_mbps = reserved_mbps - :delta WHERE resource_id = :resource")
+_HOLD = Sql("INSERT INTO reservations (session_id, resource_id, mbps) VALUES (:session, :resource, :mbps)")
+_FORGET = Sql("DELETE FROM reservations WHERE session_id = :session")
+_FORGET_HELD = Sql("DELETE FROM reservations WHERE session_id = :session RETURNING resource_id, mbps")
 
 
 async def ensure_resources(db: AsyncSession, resource_ids: Iterable[str]) -> None:
@@ -50,27 +47,17 @@ async def ensure_resources(db: AsyncSession, resource_ids: Iterable[str]) -> Non
         await db.execute(_ENSURE(db), rows[start : start + 2000])
 
 
-async def current_load(db: AsyncSession | AsyncConnection) -> dict[str, int]:
+async def current_load(tx: Transaction) -> dict[str, int]:
     """Mbps reserved per resource, only where something is reserved (sparse)."""
-    return {rid: mbps for rid, mbps in (await db.execute(_CURRENT_LOAD)).all()}
+    return {rid: mbps for rid, mbps in await tx.fetch(_CURRENT_LOAD)}
 
 
-async def held_by(db: AsyncSession, session_id: str) -> dict[str, int]:
-    return {rid: mbps for rid, mbps in (await db.execute(_HELD_BY, {"session": session_id})).all()}
-
-
-async def _grow(db: AsyncSession, resource_id: str, mbps: int, capacity_mbps: int) -> None:
-    result = await db.execute(_GROW, {"resource": resource_id, "delta": mbps, "capacity": capacity_mbps})
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise CapacityRace(resource_id)
-
-
-async def _shrink(db: AsyncSession, resource_id: str, mbps: int) -> None:
-    await db.execute(_SHRINK, {"resource": resource_id, "delta": mbps})
+async def held_by(tx: Transaction, session_id: str) -> dict[str, int]:
+    return {rid: mbps for rid, mbps in await tx.fetch(_HELD_BY, session=session_id)}
 
 
 async def set_reservation(
-    db: AsyncSession,
+    tx: Transaction,
     session_id: str,
     demands: Mapping[str, int],
     capacity_of: Callable[[str], int],
@@ -85,22 +72,23 @@ async def set_reservation(
     session being created), saving the round trips.
     """
     if held is None:
-        held = await held_by(db, session_id)
+        held = await held_by(tx, session_id)
     for resource_id in sorted(set(held) | set(demands)):
         before, after = held.get(resource_id, 0), demands.get(resource_id, 0)
         if after > before:
-            await _grow(db, resource_id, after - before, capacity_of(resource_id))
+            if await tx.execute(_GROW, resource=resource_id, delta=after - before, capacity=capacity_of(resource_id)) != 1:
+                raise CapacityRace(resource_id)
         elif after < before:
-            await _shrink(db, resource_id, before - after)
+            await tx.execute(_SHRINK, resource=resource_id, delta=before - after)
     if held:
-        await db.execute(_FORGET, {"session": session_id})
-    rows = [{"session_id": session_id, "resource_id": rid, "mbps": mbps} for rid, mbps in demands.items() if mbps > 0]
+        await tx.execute(_FORGET, session=session_id)
+    rows = [{"session": session_id, "resource": rid, "mbps": mbps} for rid, mbps in demands.items() if mbps > 0]
     if rows:
-        await db.execute(insert(HELD), rows)
+        await tx.execute_many(_HOLD, rows)
 
 
-async def release(db: AsyncSession, session_id: str) -> None:
+async def release(tx: Transaction, session_id: str) -> None:
     """Return everything the session holds (its reservation rows go, telling what to give back). Idempotent."""
-    held = dict((await db.execute(_FORGET_HELD, {"session": session_id})).all())
+    held = dict(await tx.fetch(_FORGET_HELD, session=session_id))
     for resource_id in sorted(held):  # the same order as set_reservation: no lock cycles
-        await _shrink(db, resource_id, held[resource_id])
+        await tx.execute(_SHRINK, resource=resource_id, delta=held[resource_id])

@@ -10,57 +10,41 @@ from __future__ import annotations
 
 import random
 
-from sqlalchemy import bindparam, delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
-
-from s2cvpn.storage.db import insert_or_skip
-from s2cvpn.storage.tables import PoolSlotRow
+from s2cvpn.storage.driver import Sql, Transaction
 
 
 class PoolExhausted(Exception):
     pass
 
 
-async def _lowest_free(db: AsyncSession, size: int) -> int:
-    first = await db.scalar(select(PoolSlotRow.slot).where(PoolSlotRow.slot == 0))
-    if first is None:
+RANDOM_DRAWS = 8
+_TAKE = Sql("INSERT INTO pool_slots (slot, session_id) VALUES (:slot, :session) ON CONFLICT DO NOTHING RETURNING slot")
+_RETURN = Sql("DELETE FROM pool_slots WHERE session_id = :session")
+_ZERO_TAKEN = Sql("SELECT 1 FROM pool_slots WHERE slot = 0")
+_FIRST_GAP = Sql(
+    "SELECT taken.slot + 1 FROM pool_slots AS taken LEFT OUTER JOIN pool_slots AS next ON next.slot = taken.slot + 1 "
+    "WHERE next.slot IS NULL ORDER BY taken.slot LIMIT 1"
+)
+
+
+async def _lowest_free(tx: Transaction, size: int) -> int:
+    if await tx.fetchrow(_ZERO_TAKEN) is None:
         return 0
-    nxt = aliased(PoolSlotRow)
-    gap = await db.scalar(
-        select(PoolSlotRow.slot + 1)
-        .outerjoin(nxt, nxt.slot == PoolSlotRow.slot + 1)
-        .where(nxt.slot.is_(None))
-        .order_by(PoolSlotRow.slot)
-        .limit(1)
-    )
+    gap = await tx.fetchval(_FIRST_GAP)
     if gap is None or gap >= size:
         raise PoolExhausted(f"all {size} resource-pool slots are in use")
     return int(gap)
 
 
-RANDOM_DRAWS = 8
-
-
-_TAKE = insert_or_skip(PoolSlotRow.__table__, PoolSlotRow.slot)
-
-
-async def _insert_slot(db: AsyncSession, slot: int, session_id: str) -> bool:
-    """Take ``slot`` unless it is taken: one statement, no savepoint (a duplicate is skipped)."""
-    return await db.scalar(_TAKE(db), {"slot": slot, "session_id": session_id}) is not None
-
-
-async def take_slot(db: AsyncSession, session_id: str, size: int) -> int:
-    """Give the session a free slot, in the caller's transaction."""
+async def take_slot(tx: Transaction, session_id: str, size: int) -> int:
+    """Give the session a free slot, in the caller's transaction: each try is one
+    statement, no savepoint (a taken slot is skipped)."""
     for attempt in range(RANDOM_DRAWS + 20):
-        slot = random.randrange(size) if attempt < RANDOM_DRAWS else await _lowest_free(db, size)
-        if await _insert_slot(db, slot, session_id):
+        slot = random.randrange(size) if attempt < RANDOM_DRAWS else await _lowest_free(tx, size)
+        if await tx.fetchrow(_TAKE, slot=slot, session=session_id) is not None:
             return slot
     raise PoolExhausted("could not take a resource-pool slot under contention")
 
 
-_RETURN = delete(PoolSlotRow.__table__).where(PoolSlotRow.__table__.c.session_id == bindparam("session_id"))
-
-
-async def return_slot(db: AsyncSession, session_id: str) -> None:
-    await db.execute(_RETURN, {"session_id": session_id})
+async def return_slot(tx: Transaction, session_id: str) -> None:
+    await tx.execute(_RETURN, session=session_id)

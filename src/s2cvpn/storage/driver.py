@@ -1,0 +1,382 @@
+"""Transactions straight on the database driver (asyncpg, sqlite3), for the session hot path.
+
+Why not SQLAlchemy's ORM here, as everywhere else: a create and a delete with their
+provisioning and teardown are about 25 statements, and through the async ORM (unit of
+work, greenlet hand-offs, result processing) they cost about 16 ms of CPU, several times
+the statements themselves (``bench/load.py``). The statements are written once, in SQL
+with ``:name`` parameters; ``Sql`` renders them for each driver, and the two small
+``Transaction`` classes below are the only place where the drivers differ: placeholders,
+how values are passed (SQLite keeps UTC times as text and JSON as text) and which errors
+mean "the database is unavailable" or "that key is taken".
+
+On SQLite a transaction runs on the event loop itself, one at a time per process (a lock),
+and waits for another process's writer by retrying ``BEGIN IMMEDIATE`` asynchronously: it
+never blocks the loop on a busy database. Its statements take microseconds on WAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+from sqlalchemy.engine import make_url
+
+POSTGRES = "postgresql"
+SQLITE = "sqlite"
+# SQLAlchemy's storage format for DateTime on SQLite: the ORM and these statements must agree
+SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+SQLITE_BUSY_WAIT_SECONDS = 30.0
+
+# what asyncpg raises when the server is away, restarting or the connection broke (an
+# InternalClientError when a dying connection's protocol is caught mid-state)
+POSTGRES_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError, OSError, TimeoutError)
+
+
+class DatabaseUnavailable(Exception):
+    """A driver-level failure to reach the database (the API answers 503, like for SQLAlchemy's)."""
+
+
+class UniqueViolation(Exception):
+    """An INSERT hit a unique key that another committed (or committing) transaction holds."""
+
+
+_NAME = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+class Sql:
+    """One statement, written once with ``:name`` parameters, rendered for each driver.
+
+    ``postgres_suffix`` is appended on PostgreSQL only (``FOR UPDATE``: SQLite has one
+    writer at a time and no row locks to ask for).
+    """
+
+    __slots__ = ("sqlite", "postgres", "names")
+
+    def __init__(self, text: str, *, postgres_suffix: str = "") -> None:
+        self.sqlite = text
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"${names.index(match.group(1)) + 1}"
+
+        self.postgres = _NAME.sub(number, text) + postgres_suffix
+        self.names = tuple(names)
+
+
+def json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def json_value(text: str | bytes | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def sqlite_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime(SQLITE_TIME_FORMAT)
+
+
+def parse_time(value: datetime | str | None) -> datetime | None:
+    """A time as read back: asyncpg gives an aware datetime, SQLite the text written above."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def decode_row(raw: Sequence[Any], json_at: Sequence[int], times_at: Sequence[int]) -> list[Any]:
+    """A row as read, with its JSON columns parsed and its times aware (on either driver)."""
+    values = list(raw)
+    for index in json_at:
+        values[index] = json_value(values[index])
+    for index in times_at:
+        values[index] = parse_time(values[index])
+    return values
+
+
+class Transaction(ABC):
+    """The statements of one transaction. Parameters are plain Python values: JSON columns
+    take dicts or lists, time columns aware datetimes."""
+
+    dialect: str
+
+    @abstractmethod
+    async def execute(self, sql: Sql, **params: Any) -> int:
+        """Run a statement; returns how many rows it changed."""
+
+    @abstractmethod
+    async def execute_many(self, sql: Sql, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run a statement once per row of parameters (asyncpg sends them in one go)."""
+
+    @abstractmethod
+    async def fetch(self, sql: Sql, **params: Any) -> Sequence[Sequence[Any]]: ...
+
+    async def fetchrow(self, sql: Sql, **params: Any) -> Sequence[Any] | None:
+        rows = await self.fetch(sql, **params)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: Sql, **params: Any) -> Any:
+        row = await self.fetchrow(sql, **params)
+        return None if row is None else row[0]
+
+
+class PostgresTransaction(Transaction):
+    dialect = POSTGRES
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    @staticmethod
+    def _args(sql: Sql, params: Mapping[str, Any]) -> list[Any]:
+        return [json_text(value) if isinstance(value, dict | list) else value for value in (params[name] for name in sql.names)]
+
+    async def execute(self, sql: Sql, **params: Any) -> int:
+        try:
+            status = await self._connection.execute(sql.postgres, *self._args(sql, params))
+        except asyncpg.UniqueViolationError as exc:
+            raise UniqueViolation(str(exc)) from exc
+        # the command tag ends with the row count: "UPDATE 1", "INSERT 0 1", "DELETE 3"
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def execute_many(self, sql: Sql, rows: Sequence[Mapping[str, Any]]) -> None:
+        try:
+            await self._connection.executemany(sql.postgres, [self._args(sql, row) for row in rows])
+        except asyncpg.UniqueViolationError as exc:
+            raise UniqueViolation(str(exc)) from exc
+
+    async def fetch(self, sql: Sql, **params: Any) -> Sequence[Sequence[Any]]:
+        try:
+            return await self._connection.fetch(sql.postgres, *self._args(sql, params))
+        except asyncpg.UniqueViolationError as exc:
+            raise UniqueViolation(str(exc)) from exc
+
+
+class SqliteTransaction(Transaction):
+    dialect = SQLITE
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    @staticmethod
+    def _args(sql: Sql, params: Mapping[str, Any]) -> dict[str, Any]:
+        args: dict[str, Any] = {}
+        for name in sql.names:
+            value = params[name]
+            if isinstance(value, datetime):
+                value = sqlite_time(value)
+            elif isinstance(value, dict | list):
+                value = json_text(value)
+            args[name] = value
+        return args
+
+    def _run(self, sql: Sql, params: Mapping[str, Any]) -> sqlite3.Cursor:
+        try:
+            return self._connection.execute(sql.sqlite, self._args(sql, params))
+        except sqlite3.IntegrityError as exc:
+            raise UniqueViolation(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(f"sqlite: {exc}") from exc
+
+    async def execute(self, sql: Sql, **params: Any) -> int:
+        return self._run(sql, params).rowcount
+
+    async def execute_many(self, sql: Sql, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self._run(sql, row)
+
+    async def fetch(self, sql: Sql, **params: Any) -> Sequence[Sequence[Any]]:
+        return self._run(sql, params).fetchall()
+
+
+class ConnectionLender:
+    """asyncpg connections lent to one user at a time: a free list and a queue of waiters.
+
+    asyncpg's ``Pool`` does more than we need (a reset query, timeouts, a task per
+    release), and cost about 70 us a request, as much as a query (``bench/load.py``).
+    Connections open on first need, so a service started while PostgreSQL is down still
+    starts; a connection that failed is dropped, not lent again.
+    """
+
+    def __init__(self, dsn: str, size: int) -> None:
+        self._dsn = dsn
+        self._size = size
+        self._idle: list[asyncpg.Connection] = []
+        self._opened = 0
+        # each waiter gets an idle connection, or None: "one may be opened now"
+        self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
+        self._closed = False
+
+    async def borrow(self) -> asyncpg.Connection:
+        while True:
+            if self._idle:
+                return self._idle.pop()
+            if self._opened < self._size:
+                self._opened += 1
+                try:
+                    return await asyncpg.connect(self._dsn)
+                except BaseException:
+                    self._opened -= 1
+                    self._hand_over(None)
+                    raise
+            waiter: asyncio.Future[asyncpg.Connection | None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                connection = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():  # handed over just as we were cancelled
+                    handed = waiter.result()
+                    if handed is None:
+                        self._hand_over(None)
+                    else:
+                        self.give_back(handed, failed=False)
+                raise
+            if connection is not None:
+                return connection
+
+    def give_back(self, connection: asyncpg.Connection, *, failed: bool) -> None:
+        if failed or self._closed or connection.is_closed():
+            connection.terminate()
+            self._opened -= 1
+            self._hand_over(None)
+        elif not self._hand_over(connection):
+            self._idle.append(connection)
+
+    def _hand_over(self, value: asyncpg.Connection | None) -> bool:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(value)
+                return True
+        return False
+
+    async def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            self._opened -= 1
+            await connection.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A borrowed connection; driver failures become ``DatabaseUnavailable``."""
+        try:
+            connection = await self.borrow()
+            try:
+                yield connection
+            except BaseException as exc:
+                # a driver failure or a cancel mid-statement may leave the connection
+                # unusable; an answer of ours (404, 409..) leaves it rolled back and sound
+                self.give_back(connection, failed=isinstance(exc, POSTGRES_FAILURES) or not isinstance(exc, Exception))
+                raise
+            self.give_back(connection, failed=False)
+        except POSTGRES_FAILURES as exc:
+            raise DatabaseUnavailable(type(exc).__name__) from exc
+
+
+class Database(ABC):
+    """Driver-level access to the service's database: the session hot path's transactions
+    and reads."""
+
+    dialect: str
+
+    @abstractmethod
+    def transaction(self) -> Any:
+        """``async with db.transaction() as tx``: commits on success, rolls back on error."""
+
+    @abstractmethod
+    def reading(self) -> Any:
+        """``async with db.reading() as tx``: reads in autocommit, each one sees the latest
+        committed state and never waits for a writer."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class PostgresDatabase(Database):
+    dialect = POSTGRES
+
+    def __init__(self, dsn: str, size: int) -> None:
+        self.connections = ConnectionLender(dsn, size)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self.connections.connection() as connection, connection.transaction():
+            yield PostgresTransaction(connection)
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[Transaction]:
+        async with self.connections.connection() as connection:
+            yield PostgresTransaction(connection)
+
+    async def close(self) -> None:
+        await self.connections.close()
+
+
+class SqliteDatabase(Database):
+    dialect = SQLITE
+
+    def __init__(self, path: str) -> None:
+        # autocommit: BEGIN and COMMIT are ours; busy_timeout 0, so a busy database answers
+        # at once and we wait for it on the loop instead of blocking the loop
+        self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._connection.execute("PRAGMA busy_timeout=0")
+        self._connection.execute("PRAGMA foreign_keys=ON")
+        self._one_at_a_time = asyncio.Lock()
+        # reads have their own connection: on WAL they never wait for the writer, and they
+        # run on the loop too (a primary-key read takes microseconds, a thread hop more)
+        self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._reader.execute("PRAGMA busy_timeout=1000")  # WAL readers wait only in rare checkpoint corners
+
+    async def _begin(self) -> None:
+        deadline = time.monotonic() + SQLITE_BUSY_WAIT_SECONDS
+        pause = 0.001
+        while True:
+            try:
+                self._connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise DatabaseUnavailable(f"sqlite: {exc}") from exc
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self._one_at_a_time:
+            await self._begin()
+            try:
+                yield SqliteTransaction(self._connection)
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            try:
+                self._connection.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._connection.execute("ROLLBACK")
+                raise DatabaseUnavailable(f"sqlite: {exc}") from exc
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[Transaction]:
+        yield SqliteTransaction(self._reader)
+
+    async def close(self) -> None:
+        self._connection.close()
+        self._reader.close()
+
+
+def open_database(url: str, *, pool_size: int = 10) -> Database:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == SQLITE:
+        return SqliteDatabase(parsed.database or "")
+    return PostgresDatabase(parsed.set(drivername="postgresql").render_as_string(hide_password=False), pool_size)

@@ -1,0 +1,114 @@
+"""The ``sessions`` row on the driver-level write path (``storage.driver``): read it, lock
+it, insert it, change some of its columns. The ORM's ``SessionRow`` maps the same table
+for the cold paths (purge, reconciliation, measurements)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from s2cvpn.domain.session import LIVE_STATUSES
+from s2cvpn.storage.driver import POSTGRES, Sql, Transaction, decode_row
+
+
+class SessionRecord(NamedTuple):
+    """Every column of a session's row. Changes go through ``update``, which returns the new record."""
+
+    session_id: str
+    client_id: str
+    status: str
+    status_info: str | None
+    request: dict[str, Any]
+    sla: str
+    bandwidth_mbps: int
+    max_latency_ms: int | None
+    duration_hours: float
+    created_at: datetime
+    started_at: datetime | None
+    expires_at: datetime | None
+    ended_at: datetime | None
+    purge_at: datetime | None
+    plan: dict[str, Any] | None
+    allocation: dict[str, Any] | None
+    actual: dict[str, Any] | None
+    sink: str | None
+    sink_credential: dict[str, Any] | None
+    sink_gone: bool
+    dedup_key: str
+    released_at: datetime | None
+
+
+_FIELDS = SessionRecord._fields
+_JSON = [_FIELDS.index(name) for name in ("request", "plan", "allocation", "actual", "sink_credential")]
+_TIMES = [_FIELDS.index(name) for name in ("created_at", "started_at", "expires_at", "ended_at", "purge_at", "released_at")]
+_SINK_GONE = _FIELDS.index("sink_gone")
+_COLUMNS = ", ".join(_FIELDS)
+_GET = f"SELECT {_COLUMNS} FROM sessions WHERE session_id = :session"
+GET = Sql(_GET)
+LOCK = Sql(_GET, postgres_suffix=" FOR UPDATE")
+_EXPIRED = Sql(
+    f"SELECT {_COLUMNS} FROM sessions WHERE status = 'AVAILABLE' AND expires_at <= :now ORDER BY expires_at LIMIT :limit",
+    postgres_suffix=" FOR UPDATE SKIP LOCKED",
+)
+_INSERT = Sql(f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join(':' + name for name in _FIELDS)})")
+_UPDATES: dict[tuple[str, ...], Sql] = {}
+
+
+def decode(raw: Sequence[Any]) -> SessionRecord:
+    values = decode_row(raw, _JSON, _TIMES)
+    values[_SINK_GONE] = bool(values[_SINK_GONE])  # SQLite keeps 0/1
+    return SessionRecord(*values)
+
+
+async def get(tx: Transaction, session_id: str, *, lock: bool = False) -> SessionRecord | None:
+    """The session's row; with ``lock``, locked until the transaction ends (PostgreSQL;
+    SQLite's transactions already exclude every other writer)."""
+    raw = await tx.fetchrow(LOCK if lock else GET, session=session_id)
+    return None if raw is None else decode(raw)
+
+
+async def lock_expired(tx: Transaction, now: datetime, limit: int) -> list[SessionRecord]:
+    """AVAILABLE sessions whose time is up, soonest first, locked; rows another sweeper holds
+    are skipped. The ``(status, expires_at)`` index makes this cost what is due."""
+    return [decode(raw) for raw in await tx.fetch(_EXPIRED, now=now, limit=limit)]
+
+
+async def insert(tx: Transaction, record: SessionRecord) -> None:
+    await tx.execute(_INSERT, **record._asdict())
+
+
+async def update(tx: Transaction, record: SessionRecord, **changes: Any) -> SessionRecord:
+    """Write ``changes`` to the row and return the record with them (one statement per set
+    of columns, built once)."""
+    names = tuple(sorted(changes))
+    statement = _UPDATES.get(names)
+    if statement is None:
+        assignments = ", ".join(f"{name} = :{name}" for name in names)
+        statement = _UPDATES[names] = Sql(f"UPDATE sessions SET {assignments} WHERE session_id = :session_id")
+    await tx.execute(statement, session_id=record.session_id, **changes)
+    return record._replace(**changes)
+
+
+_DELETE = Sql("DELETE FROM sessions WHERE session_id = :session")
+
+
+async def delete(tx: Transaction, session_id: str) -> None:
+    await tx.execute(_DELETE, session=session_id)
+
+
+_LOCK_CLIENT = Sql("SELECT pg_advisory_xact_lock(hashtextextended(:client, 0))")
+_COUNT_LIVE = Sql(
+    "SELECT count(*) FROM sessions WHERE client_id = :client AND status IN ("
+    + ", ".join(f"'{status.value}'" for status in LIVE_STATUSES)
+    + ")"
+)
+
+
+async def count_live(tx: Transaction, client_id: str) -> int:
+    """The client's live sessions, counted so that concurrent creates of one client queue
+    here until the transaction ends (PostgreSQL: an advisory lock; SQLite's transactions
+    already exclude every other writer): a quota check on the count cannot be stale."""
+    if tx.dialect == POSTGRES:
+        await tx.execute(_LOCK_CLIENT, client=client_id)
+    return int(await tx.fetchval(_COUNT_LIVE, client=client_id))
