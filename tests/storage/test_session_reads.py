@@ -13,7 +13,7 @@ import pytest
 from s2cvpn.storage import migrate
 from s2cvpn.storage.db import create_engine, session_factory
 from s2cvpn.storage.driver import ConnectionLender, DatabaseUnavailable, open_database
-from s2cvpn.storage.session_reads import SessionReader, SessionView
+from s2cvpn.storage.session_reads import VIEW_FIELDS, SessionReader, SessionView
 from s2cvpn.storage.tables import SessionRow
 from tests.support.databases import ADMIN_URL, postgres_reason
 from tests.support.servers import free_port
@@ -66,7 +66,7 @@ async def test_reads_what_the_orm_wrote(migrated_url: str) -> None:
         for session_id, orm in stored.items():
             view = await reader.one(session_id)
             assert view is not None
-            assert view == SessionView(**{name: getattr(orm, name) for name in SessionView._fields})
+            assert view == SessionView(**{name: getattr(orm, name) for name in VIEW_FIELDS})
             assert view.created_at.tzinfo is not None and view.created_at == orm.created_at
         assert await reader.one("00000000-0000-4000-8000-999999999999") is None
 
@@ -77,7 +77,7 @@ async def test_reads_what_the_orm_wrote(migrated_url: str) -> None:
         beyond, total = await reader.page("alice", 10, 2)
         assert (beyond, total) == ([], 5)
         assert await reader.page("nobody", 0, 20) == ([], 0)
-        assert "sink_credential" not in SessionView._fields  # never read on the API's hot path
+        assert "sink_credential" not in VIEW_FIELDS  # never read on the API's hot path
     finally:
         await database.close()
         await engine.dispose()

@@ -100,9 +100,11 @@ async def _deliver(ctx: ServiceContext, client: httpx.AsyncClient, event: EventR
         if outcome.startswith("2"):
             await event_store.mark_done(db, event.event_id, outcome=outcome, now=now)
         elif outcome == "410":
+            # the session's row first: its lock waits for a transition that is queueing an
+            # event right now, so the drop below (a later snapshot) sees that event too
+            await db.execute(update(SessionRow).where(SessionRow.session_id == event.session_id).values(sink_gone=True))
             await event_store.mark_done(db, event.event_id, outcome="gone", now=now)
             await event_store.drop_pending_for_session(db, event.session_id, outcome="sink gone", now=now)
-            await db.execute(update(SessionRow).where(SessionRow.session_id == event.session_id).values(sink_gone=True))
             return "gone"
         elif event.attempts >= ctx.settings.notify_max_attempts or outcome == "refused":
             await event_store.mark_done(db, event.event_id, outcome=f"gave up: {outcome}", now=now)

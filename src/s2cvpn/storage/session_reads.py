@@ -10,13 +10,15 @@ processing) cost about 1 ms of CPU per request, ten times the rest of the reques
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from s2cvpn.storage.driver import Database, Sql, decode_row
 
 
-class SessionView(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class SessionView:
     """The columns an API answer or the session's L3NM document shows (no sink or credential)."""
 
     session_id: str
@@ -37,9 +39,10 @@ class SessionView(NamedTuple):
     actual: dict[str, Any] | None
 
 
-_COLUMNS = ", ".join(SessionView._fields)
-_JSON = [SessionView._fields.index(name) for name in ("request", "plan", "allocation", "actual")]
-_TIMES = [SessionView._fields.index(name) for name in ("created_at", "started_at", "expires_at", "ended_at")]
+VIEW_FIELDS = tuple(field.name for field in fields(SessionView))
+_COLUMNS = ", ".join(VIEW_FIELDS)
+_JSON = [VIEW_FIELDS.index(name) for name in ("request", "plan", "allocation", "actual")]
+_TIMES = [VIEW_FIELDS.index(name) for name in ("created_at", "started_at", "expires_at", "ended_at")]
 ONE = Sql(f"SELECT {_COLUMNS} FROM sessions WHERE session_id = :session")
 COUNT = Sql("SELECT count(*) FROM sessions WHERE client_id = :client")
 PAGE = Sql(f"SELECT {_COLUMNS} FROM sessions WHERE client_id = :client ORDER BY created_at, session_id LIMIT :limit OFFSET :offset")

@@ -5,33 +5,21 @@ for the cold paths (purge, reconciliation, measurements)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from s2cvpn.domain.session import LIVE_STATUSES
 from s2cvpn.storage.driver import POSTGRES, Sql, Transaction, decode_row
+from s2cvpn.storage.session_reads import SessionView
 
 
-class SessionRecord(NamedTuple):
-    """Every column of a session's row. Changes go through ``update``, which returns the new record."""
+@dataclass(frozen=True, slots=True)
+class SessionRecord(SessionView):
+    """Every column of a session's row: the view's, then the ones the API never shows.
+    Changes go through ``update``, which returns the new record."""
 
-    session_id: str
-    client_id: str
-    status: str
-    status_info: str | None
-    request: dict[str, Any]
-    sla: str
-    bandwidth_mbps: int
-    max_latency_ms: int | None
-    duration_hours: float
-    created_at: datetime
-    started_at: datetime | None
-    expires_at: datetime | None
-    ended_at: datetime | None
     purge_at: datetime | None
-    plan: dict[str, Any] | None
-    allocation: dict[str, Any] | None
-    actual: dict[str, Any] | None
     sink: str | None
     sink_credential: dict[str, Any] | None
     sink_gone: bool
@@ -39,7 +27,7 @@ class SessionRecord(NamedTuple):
     released_at: datetime | None
 
 
-_FIELDS = SessionRecord._fields
+_FIELDS = tuple(field.name for field in fields(SessionRecord))
 _JSON = [_FIELDS.index(name) for name in ("request", "plan", "allocation", "actual", "sink_credential")]
 _TIMES = [_FIELDS.index(name) for name in ("created_at", "started_at", "expires_at", "ended_at", "purge_at", "released_at")]
 _SINK_GONE = _FIELDS.index("sink_gone")
@@ -75,7 +63,7 @@ async def lock_expired(tx: Transaction, now: datetime, limit: int) -> list[Sessi
 
 
 async def insert(tx: Transaction, record: SessionRecord) -> None:
-    await tx.execute(_INSERT, **record._asdict())
+    await tx.execute(_INSERT, **{name: getattr(record, name) for name in _FIELDS})
 
 
 async def update(tx: Transaction, record: SessionRecord, **changes: Any) -> SessionRecord:
@@ -87,7 +75,7 @@ async def update(tx: Transaction, record: SessionRecord, **changes: Any) -> Sess
         assignments = ", ".join(f"{name} = :{name}" for name in names)
         statement = _UPDATES[names] = Sql(f"UPDATE sessions SET {assignments} WHERE session_id = :session_id")
     await tx.execute(statement, session_id=record.session_id, **changes)
-    return record._replace(**changes)
+    return replace(record, **changes)
 
 
 _DELETE = Sql("DELETE FROM sessions WHERE session_id = :session")

@@ -1,0 +1,161 @@
+"""The driver-level transactions (``storage.driver``) on both databases: what they write
+is what the ORM reads (times, JSON, booleans), errors map to UniqueViolation and
+DatabaseUnavailable, a failed transaction leaves nothing, and on SQLite a writer in
+another process makes a transaction wait without blocking the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from s2cvpn.storage import migrate, session_store
+from s2cvpn.storage.db import create_engine, session_factory
+from s2cvpn.storage.driver import DatabaseUnavailable, Sql, SqliteDatabase, UniqueViolation, open_database
+from s2cvpn.storage.session_store import SessionRecord
+from s2cvpn.storage.tables import SessionRow
+
+CREATED = datetime(2026, 11, 28, 12, 0, 0, 5, tzinfo=UTC)
+
+
+@pytest.fixture
+def migrated_url(fresh_database_url: str) -> Iterator[str]:
+    migrate.upgrade(fresh_database_url)
+    yield fresh_database_url
+
+
+def _record(n: int) -> SessionRecord:
+    return SessionRecord(
+        session_id=f"00000000-0000-4000-8000-{n:012d}",
+        client_id="alice",
+        status="REQUESTED",
+        status_info=None,
+        request={"sla": "A", "applicationServers": [{"ipv4Address": "10.0.0.1/32"}]},
+        sla="A",
+        bandwidth_mbps=10,
+        max_latency_ms=None,
+        duration_hours=1.5,
+        created_at=CREATED,
+        started_at=None,
+        expires_at=None,
+        ended_at=None,
+        plan={"primary": {"links": ["a"]}},
+        allocation={"slot": n},
+        actual=None,
+        purge_at=None,
+        sink="https://example.com/hook",
+        sink_credential={"accessToken": "secret"},
+        sink_gone=False,
+        dedup_key=f"key-{n}",
+        released_at=None,
+    )
+
+
+def test_parameters_are_numbered_once_per_name_for_asyncpg() -> None:
+    sql = Sql("UPDATE t SET a = a + :delta WHERE id = :id AND a + :delta <= :cap AND b::text = 'x:y'", postgres_suffix=" FOR UPDATE")
+    assert sql.postgres == "UPDATE t SET a = a + $1 WHERE id = $2 AND a + $1 <= $3 AND b::text = 'x:y' FOR UPDATE"
+    assert sql.names == ("delta", "id", "cap")
+    assert "FOR UPDATE" not in sql.sqlite
+
+
+async def test_what_the_driver_writes_the_orm_reads_and_back(migrated_url: str) -> None:
+    engine = create_engine(migrated_url)
+    database = open_database(migrated_url)
+    try:
+        record = _record(1)
+        async with database.transaction() as tx:
+            await session_store.insert(tx, record)
+            started = await session_store.update(tx, record, status="AVAILABLE", started_at=CREATED, expires_at=CREATED + timedelta(hours=1))
+        async with session_factory(engine)() as db:
+            orm = await db.get(SessionRow, record.session_id)
+        assert orm is not None
+        assert (orm.status, orm.started_at, orm.expires_at) == ("AVAILABLE", CREATED, CREATED + timedelta(hours=1))
+        assert orm.request == record.request and orm.sink_credential == {"accessToken": "secret"} and orm.sink_gone is False
+        assert orm.created_at == CREATED  # microseconds and zone kept
+
+        async with database.reading() as tx:
+            assert await session_store.get(tx, record.session_id) == started
+        async with session_factory(engine)() as db, db.begin():
+            (await db.get(SessionRow, record.session_id)).sink_gone = True  # type: ignore[union-attr]
+        async with database.transaction() as tx:
+            assert await session_store.get(tx, record.session_id, lock=True) == replace(started, sink_gone=True)
+            # the expiry sweep compares times as the ORM stored them
+            assert [r.session_id for r in await session_store.lock_expired(tx, CREATED + timedelta(hours=1), 10)] == [record.session_id]
+            assert await session_store.lock_expired(tx, CREATED + timedelta(minutes=59), 10) == []
+    finally:
+        await database.close()
+        await engine.dispose()
+
+
+async def test_a_failed_transaction_leaves_nothing_and_a_taken_key_is_a_unique_violation(migrated_url: str) -> None:
+    database = open_database(migrated_url)
+    try:
+        with pytest.raises(ValueError):
+            async with database.transaction() as tx:
+                await session_store.insert(tx, _record(2))
+                raise ValueError("an answer of ours, after a write")
+        async with database.reading() as tx:
+            assert await session_store.get(tx, _record(2).session_id) is None
+
+        async with database.transaction() as tx:
+            await session_store.insert(tx, _record(3))
+        with pytest.raises(UniqueViolation):
+            async with database.transaction() as tx:
+                await session_store.insert(tx, _record(3))
+        async with database.transaction() as tx:  # the connection is sound after both failures
+            assert await session_store.get(tx, _record(3).session_id) == _record(3)
+    finally:
+        await database.close()
+
+
+async def test_a_schema_less_database_is_unavailable(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "empty.db"
+    sqlite3.connect(path).close()
+    database = open_database(f"sqlite:///{path}")
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            async with database.transaction() as tx:
+                await session_store.get(tx, "x")
+    finally:
+        await database.close()
+
+
+async def test_sqlite_waits_for_another_writer_without_blocking_the_loop(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    database = open_database(url)
+    assert isinstance(database, SqliteDatabase)
+    other = sqlite3.connect(tmp_path / "busy.db", isolation_level=None)  # another process's writer
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    async def write() -> float:
+        began = time.monotonic()
+        async with database.transaction() as tx:
+            await session_store.insert(tx, _record(4))
+        return time.monotonic() - began
+
+    running = asyncio.create_task(ticker())
+    try:
+        writing = asyncio.create_task(write())
+        await asyncio.sleep(0.2)
+        assert not writing.done()  # still waiting for the lock
+        other.execute("COMMIT")
+        waited = await asyncio.wait_for(writing, 5)
+    finally:
+        running.cancel()
+        other.close()
+        await database.close()
+    assert waited >= 0.2
+    assert ticks >= 10  # the loop kept running while the transaction waited
