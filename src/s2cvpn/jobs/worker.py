@@ -32,6 +32,7 @@ from s2cvpn.errors import DriverError
 from s2cvpn.service import measurements, notifications, provisioning
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import jobs as job_store
+from s2cvpn.storage.driver import Transaction
 from s2cvpn.storage.tables import JobRow
 
 log = logging.getLogger(__name__)
@@ -173,8 +174,14 @@ class Worker:
                     lost.add(job_id)
 
     async def _run_one(self, job: JobRow, lost: set[int]) -> None:
+        finished: bool | None = None  # None: the handler did not end the job
+
+        async def done(tx: Transaction) -> None:
+            nonlocal finished
+            finished = await job_store.finish(tx, job.job_id, self.worker_id)
+
         try:
-            await provisioning.run_job(self.ctx, job)
+            await provisioning.run_job(self.ctx, job, done)
         except (DriverError, OSError) as exc:
             await self._failed(job, f"{type(exc).__name__}: {exc}")
             return
@@ -182,8 +189,9 @@ class Worker:
             log.exception("job %s (%s) crashed", job.job_id, job.kind)
             await self._failed(job, f"{type(exc).__name__}: {exc}")
             return
-        async with self.ctx.database.transaction() as tx:
-            finished = await job_store.finish(tx, job.job_id, self.worker_id)
+        if finished is None:
+            async with self.ctx.database.transaction() as tx:
+                await done(tx)
         JOBS.labels(job.kind, "done" if finished and job.job_id not in lost else "lease_lost").inc()
 
     async def _failed(self, job: JobRow, error: str) -> None:

@@ -35,6 +35,8 @@ async def end(
     tx: Transaction, ctx: ServiceContext, row: SessionRecord, info: StatusInfo, now: datetime, *, delete_after: bool = False
 ) -> SessionRecord:
     """Any live state -> UNAVAILABLE: the key is free at once; teardown returns the resources."""
+    if row.status == Status.REQUESTED:  # a provisioning no worker has started would only find it ended
+        await jobs.cancel_unclaimed(tx, row.session_id, "provision")
     end_at = row.expires_at if info == StatusInfo.DURATION_EXPIRED and row.expires_at and row.expires_at <= now else now
     row = await session_store.update(
         tx,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -29,6 +29,7 @@ from s2cvpn.errors import DriverError
 from s2cvpn.service import lifecycle, specs
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import session_store, token_failures
+from s2cvpn.storage.driver import Transaction
 from s2cvpn.storage.session_store import SessionRecord
 from s2cvpn.storage.tables import EventRow, IdempotencyRow, JobRow, SessionRow
 
@@ -60,7 +61,13 @@ async def _read(ctx: ServiceContext, session_id: str) -> SessionRecord | None:
         return await session_store.get(tx, session_id)
 
 
-async def provision(ctx: ServiceContext, session_id: str) -> None:
+# the worker's "this job is done" (deletes the job row while this worker holds its lease),
+# run by a handler inside its last transaction: the state change and the end of the job
+# commit together, and the job costs no transaction of its own
+JobDone = Callable[[Transaction], Awaitable[None]]
+
+
+async def provision(ctx: ServiceContext, session_id: str, done: JobDone) -> None:
     row = await _read(ctx, session_id)
     if row is None or row.status != Status.REQUESTED:
         return
@@ -71,6 +78,7 @@ async def provision(ctx: ServiceContext, session_id: str) -> None:
         row = await session_store.get(tx, session_id, lock=True)
         if row is not None and row.status == Status.REQUESTED:
             await lifecycle.start(tx, ctx, row, now)
+            await done(tx)
             return
         torn_down = row is None or row.released_at is not None
     # ended meanwhile: a teardown still queued removes what we built; one that already ran
@@ -86,10 +94,11 @@ async def modify(ctx: ServiceContext, session_id: str) -> None:
     await _driver("modify", ctx.driver.modify, specs.service_spec(row, ctx.inventory))
 
 
-async def teardown(ctx: ServiceContext, session_id: str, *, delete_after: bool) -> None:
+async def teardown(ctx: ServiceContext, session_id: str, done: JobDone, *, delete_after: bool) -> None:
     await _driver("remove", ctx.driver.remove, session_id)
     now = ctx.clock.now()
     async with ctx.database.transaction() as tx:
+        await done(tx)
         row = await session_store.get(tx, session_id, lock=True)
         if row is None:
             return
@@ -112,14 +121,16 @@ async def give_up(ctx: ServiceContext, job: JobRow, error: str) -> None:
             await lifecycle.end(tx, ctx, row, StatusInfo.NETWORK_TERMINATED, now)
 
 
-async def run_job(ctx: ServiceContext, job: JobRow) -> None:
+async def run_job(ctx: ServiceContext, job: JobRow, done: JobDone) -> None:
+    """Run the job's handler; ``done`` is called in its last transaction, unless the handler
+    had nothing to write (the caller then ends the job on its own)."""
     assert job.session_id is not None
     if job.kind == "provision":
-        await provision(ctx, job.session_id)
+        await provision(ctx, job.session_id, done)
     elif job.kind == "modify":
         await modify(ctx, job.session_id)
     elif job.kind == "teardown":
-        await teardown(ctx, job.session_id, delete_after=bool(job.payload.get("delete")))
+        await teardown(ctx, job.session_id, done, delete_after=bool(job.payload.get("delete")))
     else:
         raise ValueError(f"unknown job kind {job.kind!r}")
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from s2cvpn.drivers.base import FlowSpec, ServiceSpec
@@ -39,7 +39,8 @@ def plan_from_json(data: dict[str, Any]) -> Plan:
 
 
 def allocation_to_json(allocation: Allocation) -> dict[str, Any]:
-    data = asdict(allocation)
+    # shallow, then the address fields as text: asdict() would deep-copy every network first
+    data = {field.name: getattr(allocation, field.name) for field in fields(allocation)}
     data["p2p_ipv4"] = [str(n) for n in allocation.p2p_ipv4]
     data["p2p_ipv6"] = [str(n) for n in allocation.p2p_ipv6]
     data["route_targets"] = list(allocation.route_targets)

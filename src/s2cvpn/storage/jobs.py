@@ -24,6 +24,7 @@ from s2cvpn.storage.tables import JobRow
 _ENQUEUE = Sql(
     "INSERT INTO jobs (kind, session_id, payload, run_at, attempts, created_at) VALUES (:kind, :session, :payload, :now, 0, :now)"
 )
+_CANCEL_UNCLAIMED = Sql("DELETE FROM jobs WHERE session_id = :session AND kind = :kind AND locked_by IS NULL")
 _FINISH = Sql("DELETE FROM jobs WHERE job_id = :job")
 _FINISH_LEASED = Sql("DELETE FROM jobs WHERE job_id = :job AND locked_by = :worker")
 
@@ -37,6 +38,11 @@ async def claim(db: AsyncSession, *, worker_id: str, now: datetime, lease: timed
     return await lease_due(
         db, JobRow, due=JobRow.run_at, order_by=(JobRow.run_at, JobRow.job_id), now=now, lease=lease, limit=limit, locked_by=worker_id
     )
+
+
+async def cancel_unclaimed(tx: Transaction, session_id: str, kind: str) -> int:
+    """Drop the session's ``kind`` jobs that no worker holds (a running one is left to finish)."""
+    return await tx.execute(_CANCEL_UNCLAIMED, session=session_id, kind=kind)
 
 
 async def finish(tx: Transaction, job_id: int, worker_id: str | None = None) -> bool:
