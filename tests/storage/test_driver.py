@@ -57,10 +57,10 @@ def _record(n: int) -> SessionRecord:
 
 
 def test_parameters_are_numbered_once_per_name_for_asyncpg() -> None:
-    sql = Sql("UPDATE t SET a = a + :delta WHERE id = :id AND a + :delta <= :cap AND b::text = 'x:y'", postgres_suffix=" FOR UPDATE")
-    assert sql.postgres == "UPDATE t SET a = a + $1 WHERE id = $2 AND a + $1 <= $3 AND b::text = 'x:y' FOR UPDATE"
+    sql = Sql("SELECT a + :delta FROM t WHERE id = :id AND a + :delta <= :cap AND b::text = 'x:y' {lock}", lock="FOR UPDATE")
+    assert sql.postgres == "SELECT a + $1 FROM t WHERE id = $2 AND a + $1 <= $3 AND b::text = 'x:y' FOR UPDATE"
     assert sql.names == ("delta", "id", "cap")
-    assert "FOR UPDATE" not in sql.sqlite
+    assert sql.sqlite == "SELECT a + :delta FROM t WHERE id = :id AND a + :delta <= :cap AND b::text = 'x:y'"
 
 
 async def test_what_the_driver_writes_the_orm_reads_and_back(migrated_url: str) -> None:

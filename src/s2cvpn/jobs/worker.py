@@ -33,7 +33,7 @@ from s2cvpn.service import measurements, notifications, provisioning
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import jobs as job_store
 from s2cvpn.storage.driver import Transaction
-from s2cvpn.storage.tables import JobRow
+from s2cvpn.storage.jobs import ClaimedJob
 
 log = logging.getLogger(__name__)
 MAX_JOB_BACKOFF_SECONDS = 60.0
@@ -112,21 +112,21 @@ class Worker:
     async def run_due_jobs(self, limit: int = 20) -> int:
         """Claim a batch and run it: jobs of one session in order, sessions concurrently."""
         settings = self.ctx.settings
-        async with self.ctx.db() as db:
+        async with self.ctx.database.transaction() as tx:
             claimed = await job_store.claim(
-                db, worker_id=self.worker_id, now=self.ctx.clock.now(), lease=timedelta(seconds=settings.job_lease_seconds), limit=limit
+                tx, worker_id=self.worker_id, now=self.ctx.clock.now(), lease=timedelta(seconds=settings.job_lease_seconds), limit=limit
             )
         if not claimed:
             return 0
         held = {job.job_id for job in claimed}  # leased to us and not yet done
         lost: set[int] = set()
         heartbeat = asyncio.create_task(self._heartbeat(held, lost), name="s2cvpn-leases")
-        groups: dict[str, list[JobRow]] = {}
+        groups: dict[str, list[ClaimedJob]] = {}
         for job in claimed:
             groups.setdefault(job.session_id or f"job:{job.job_id}", []).append(job)
         slots = asyncio.Semaphore(JOB_CONCURRENCY)
 
-        async def run_group(jobs: list[JobRow]) -> None:
+        async def run_group(jobs: list[ClaimedJob]) -> None:
             for job in jobs:
                 async with slots:
                     if self._stopping.is_set():
@@ -149,7 +149,7 @@ class Worker:
             await self._release(unstarted)
         return len(claimed)
 
-    async def _release(self, jobs: list[JobRow]) -> None:
+    async def _release(self, jobs: list[ClaimedJob]) -> None:
         async with self.ctx.db() as db, db.begin():
             for job in jobs:
                 await job_store.release_lease(db, job.job_id, self.worker_id)
@@ -173,7 +173,7 @@ class Worker:
                     log.warning("job %s: lease lost to another worker", job_id)
                     lost.add(job_id)
 
-    async def _run_one(self, job: JobRow, lost: set[int]) -> None:
+    async def _run_one(self, job: ClaimedJob, lost: set[int]) -> None:
         finished: bool | None = None  # None: the handler did not end the job
 
         async def done(tx: Transaction) -> None:
@@ -194,7 +194,7 @@ class Worker:
                 await done(tx)
         JOBS.labels(job.kind, "done" if finished and job.job_id not in lost else "lease_lost").inc()
 
-    async def _failed(self, job: JobRow, error: str) -> None:
+    async def _failed(self, job: ClaimedJob, error: str) -> None:
         settings = self.ctx.settings
         if job.attempts >= settings.job_max_attempts:
             await provisioning.give_up(self.ctx, job, error)

@@ -31,6 +31,7 @@ from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import session_store, token_failures
 from s2cvpn.storage.driver import Transaction
 from s2cvpn.storage.session_store import SessionRecord
+from s2cvpn.storage.jobs import ClaimedJob
 from s2cvpn.storage.tables import EventRow, IdempotencyRow, JobRow, SessionRow
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ async def teardown(ctx: ServiceContext, session_id: str, done: JobDone, *, delet
             await session_store.update(tx, row, released_at=now)
 
 
-async def give_up(ctx: ServiceContext, job: JobRow, error: str) -> None:
+async def give_up(ctx: ServiceContext, job: ClaimedJob, error: str) -> None:
     """The retry budget is spent: a session that never came up is NETWORK_TERMINATED."""
     log.error("job %s (%s) for session %s failed for good: %s", job.job_id, job.kind, job.session_id, error)
     if job.kind not in ("provision", "modify") or job.session_id is None:
@@ -121,7 +122,7 @@ async def give_up(ctx: ServiceContext, job: JobRow, error: str) -> None:
             await lifecycle.end(tx, ctx, row, StatusInfo.NETWORK_TERMINATED, now)
 
 
-async def run_job(ctx: ServiceContext, job: JobRow, done: JobDone) -> None:
+async def run_job(ctx: ServiceContext, job: ClaimedJob, done: JobDone) -> None:
     """Run the job's handler; ``done`` is called in its last transaction, unless the handler
     had nothing to write (the caller then ends the job on its own)."""
     assert job.session_id is not None

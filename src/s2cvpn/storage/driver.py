@@ -56,14 +56,14 @@ _NAME = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 class Sql:
     """One statement, written once with ``:name`` parameters, rendered for each driver.
 
-    ``postgres_suffix`` is appended on PostgreSQL only (``FOR UPDATE``: SQLite has one
-    writer at a time and no row locks to ask for).
+    A ``{lock}`` in the text becomes ``lock`` on PostgreSQL (``FOR UPDATE``, ``FOR UPDATE
+    SKIP LOCKED``) and nothing on SQLite, which has one writer at a time and no row locks.
     """
 
     __slots__ = ("sqlite", "postgres", "names")
 
-    def __init__(self, text: str, *, postgres_suffix: str = "") -> None:
-        self.sqlite = text
+    def __init__(self, text: str, *, lock: str = "") -> None:
+        self.sqlite = text.replace(" {lock}", "")
         names: list[str] = []
 
         def number(match: re.Match[str]) -> str:
@@ -71,7 +71,7 @@ class Sql:
                 names.append(match.group(1))
             return f"${names.index(match.group(1)) + 1}"
 
-        self.postgres = _NAME.sub(number, text) + postgres_suffix
+        self.postgres = _NAME.sub(number, text.replace("{lock}", lock))
         self.names = tuple(names)
 
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from s2cvpn.storage.driver import Sql, Transaction
-from s2cvpn.storage.leases import lease_due
+from s2cvpn.storage.driver import Sql, Transaction, decode_row
 from s2cvpn.storage.tables import JobRow
 
 _ENQUEUE = Sql(
@@ -33,11 +32,29 @@ async def enqueue(tx: Transaction, *, kind: str, session_id: str | None, now: da
     await tx.execute(_ENQUEUE, kind=kind, session=session_id, payload=payload or {}, now=now)
 
 
-async def claim(db: AsyncSession, *, worker_id: str, now: datetime, lease: timedelta, limit: int) -> list[JobRow]:
-    """Lease up to ``limit`` due jobs to this worker (commits)."""
-    return await lease_due(
-        db, JobRow, due=JobRow.run_at, order_by=(JobRow.run_at, JobRow.job_id), now=now, lease=lease, limit=limit, locked_by=worker_id
-    )
+class ClaimedJob(NamedTuple):
+    job_id: int
+    kind: str
+    session_id: str | None
+    payload: dict[str, Any]
+    attempts: int  # counting the one just claimed
+    run_at: datetime
+
+
+_CLAIM = Sql(
+    "UPDATE jobs SET locked_until = :until, locked_by = :worker, attempts = attempts + 1 WHERE job_id IN ("
+    "SELECT job_id FROM jobs WHERE run_at <= :now AND (locked_until IS NULL OR locked_until < :now) "
+    "ORDER BY run_at, job_id LIMIT :limit {lock}) RETURNING job_id, kind, session_id, payload, attempts, run_at",
+    lock="FOR UPDATE SKIP LOCKED",
+)
+
+
+async def claim(tx: Transaction, *, worker_id: str, now: datetime, lease: timedelta, limit: int) -> list[ClaimedJob]:
+    """Lease up to ``limit`` due jobs to this worker, oldest first: one statement; rows
+    another worker is claiming are skipped, not waited for (PostgreSQL)."""
+    rows = await tx.fetch(_CLAIM, until=now + lease, worker=worker_id, now=now, limit=limit)
+    claimed = [ClaimedJob(*decode_row(row, (3,), (5,))) for row in rows]
+    return sorted(claimed, key=lambda job: (job.run_at, job.job_id))
 
 
 async def cancel_unclaimed(tx: Transaction, session_id: str, kind: str) -> int:
@@ -80,11 +97,3 @@ async def release_lease(db: AsyncSession, job_id: int, worker_id: str) -> None:
         .where(JobRow.job_id == job_id, JobRow.locked_by == worker_id)
         .values(locked_until=None, locked_by=None, attempts=JobRow.attempts - 1)
     )
-
-
-async def next_run_at(db: AsyncSession) -> datetime | None:
-    return await db.scalar(select(func.min(JobRow.run_at)))
-
-
-async def pending_for(db: AsyncSession, session_id: str) -> list[JobRow]:
-    return list((await db.scalars(select(JobRow).where(JobRow.session_id == session_id))).all())

@@ -1,6 +1,6 @@
-"""Claiming due rows under a lease: the one mechanism behind the job queue and the
-notification outbox. ``FOR UPDATE SKIP LOCKED`` (PostgreSQL) keeps concurrent claimers
-apart; SQLite has one writer at a time, which gives the same guarantee."""
+"""Claiming due notifications under a lease (the job queue claims the same way in one
+driver-level statement, ``jobs.claim``). ``FOR UPDATE SKIP LOCKED`` (PostgreSQL) keeps
+concurrent claimers apart; SQLite has one writer at a time, which gives the same guarantee."""
 
 from __future__ import annotations
 

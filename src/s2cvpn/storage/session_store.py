@@ -32,12 +32,12 @@ _JSON = [_FIELDS.index(name) for name in ("request", "plan", "allocation", "actu
 _TIMES = [_FIELDS.index(name) for name in ("created_at", "started_at", "expires_at", "ended_at", "purge_at", "released_at")]
 _SINK_GONE = _FIELDS.index("sink_gone")
 _COLUMNS = ", ".join(_FIELDS)
-_GET = f"SELECT {_COLUMNS} FROM sessions WHERE session_id = :session"
+_GET = f"SELECT {_COLUMNS} FROM sessions WHERE session_id = :session {{lock}}"
 GET = Sql(_GET)
-LOCK = Sql(_GET, postgres_suffix=" FOR UPDATE")
+LOCK = Sql(_GET, lock="FOR UPDATE")
 _EXPIRED = Sql(
-    f"SELECT {_COLUMNS} FROM sessions WHERE status = 'AVAILABLE' AND expires_at <= :now ORDER BY expires_at LIMIT :limit",
-    postgres_suffix=" FOR UPDATE SKIP LOCKED",
+    f"SELECT {_COLUMNS} FROM sessions WHERE status = 'AVAILABLE' AND expires_at <= :now ORDER BY expires_at LIMIT :limit {{lock}}",
+    lock="FOR UPDATE SKIP LOCKED",
 )
 _INSERT = Sql(f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join(':' + name for name in _FIELDS)})")
 _UPDATES: dict[tuple[str, ...], Sql] = {}
