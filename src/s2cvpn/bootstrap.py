@@ -4,6 +4,7 @@ engine, driver, capacity counters) for the API server, the worker and the CLI al
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -44,7 +45,18 @@ async def open_context(settings: Settings, *, clock: Clock | None = None, migrat
         resource_ids = list(inventory.links) + [f"port:{a}" for a in inventory.attachments]
         async with ctx.db() as db, db.begin():
             await reservations.ensure_resources(db, resource_ids)
+        _freeze_startup_objects()
         yield ctx
     finally:
+        gc.unfreeze()
         await database.close()
         await engine.dispose()
+
+
+def _freeze_startup_objects() -> None:
+    """Keep what start-up built (modules, the inventory and its graph, about 140,000
+    objects) out of the cyclic garbage collector's full passes: each pass walked them all
+    and stopped the event loop for 65-75 ms, every few seconds under load, which set the
+    API's p99 latency. They live as long as the process anyway."""
+    gc.collect()
+    gc.freeze()
