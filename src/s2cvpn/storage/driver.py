@@ -134,7 +134,7 @@ class PostgresTransaction(Transaction):
     dialect = POSTGRES
 
     def __init__(self, connection: asyncpg.Connection) -> None:
-        self._connection = connection
+        self.connection = connection
 
     @staticmethod
     def _args(sql: Sql, params: Mapping[str, Any]) -> list[Any]:
@@ -142,7 +142,7 @@ class PostgresTransaction(Transaction):
 
     async def execute(self, sql: Sql, **params: Any) -> int:
         try:
-            status = await self._connection.execute(sql.postgres, *self._args(sql, params))
+            status = await self.connection.execute(sql.postgres, *self._args(sql, params))
         except asyncpg.UniqueViolationError as exc:
             raise UniqueViolation(str(exc)) from exc
         # the command tag ends with the row count: "UPDATE 1", "INSERT 0 1", "DELETE 3"
@@ -151,13 +151,13 @@ class PostgresTransaction(Transaction):
 
     async def execute_many(self, sql: Sql, rows: Sequence[Mapping[str, Any]]) -> None:
         try:
-            await self._connection.executemany(sql.postgres, [self._args(sql, row) for row in rows])
+            await self.connection.executemany(sql.postgres, [self._args(sql, row) for row in rows])
         except asyncpg.UniqueViolationError as exc:
             raise UniqueViolation(str(exc)) from exc
 
     async def fetch(self, sql: Sql, **params: Any) -> Sequence[Sequence[Any]]:
         try:
-            return await self._connection.fetch(sql.postgres, *self._args(sql, params))
+            return await self.connection.fetch(sql.postgres, *self._args(sql, params))
         except asyncpg.UniqueViolationError as exc:
             raise UniqueViolation(str(exc)) from exc
 
@@ -267,21 +267,36 @@ class ConnectionLender:
             self._opened -= 1
             await connection.close()
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A borrowed connection; driver failures become ``DatabaseUnavailable``."""
+    def lend(self) -> Lending:
+        """``async with lender.lend() as tx``: a borrowed connection for one use."""
+        return Lending(self)
+
+
+class Lending:
+    """One use of a lent connection, as a ``PostgresTransaction`` (autocommit unless the
+    user begins one). Driver failures become ``DatabaseUnavailable``. A class rather than
+    an ``asynccontextmanager``: this runs on every getSession, and the generator machinery
+    cost as much as the rest of the wrapper."""
+
+    __slots__ = ("_lender", "_connection")
+
+    def __init__(self, lender: ConnectionLender) -> None:
+        self._lender = lender
+
+    async def __aenter__(self) -> PostgresTransaction:
         try:
-            connection = await self.borrow()
-            try:
-                yield connection
-            except BaseException as exc:
-                # a driver failure or a cancel mid-statement may leave the connection
-                # unusable; an answer of ours (404, 409..) leaves it rolled back and sound
-                self.give_back(connection, failed=isinstance(exc, POSTGRES_FAILURES) or not isinstance(exc, Exception))
-                raise
-            self.give_back(connection, failed=False)
+            self._connection = await self._lender.borrow()
         except POSTGRES_FAILURES as exc:
             raise DatabaseUnavailable(type(exc).__name__) from exc
+        return PostgresTransaction(self._connection)
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, _traceback: Any) -> None:
+        # a driver failure or a cancel mid-statement may leave the connection unusable; an
+        # answer of ours (404, 409..) leaves it rolled back and sound
+        failed = error is not None and (isinstance(error, POSTGRES_FAILURES) or not isinstance(error, Exception))
+        self._lender.give_back(self._connection, failed=failed)
+        if isinstance(error, POSTGRES_FAILURES):
+            raise DatabaseUnavailable(type(error).__name__) from error
 
 
 class Database(ABC):
@@ -311,16 +326,29 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self.connections.connection() as connection, connection.transaction():
-            yield PostgresTransaction(connection)
+        async with self.connections.lend() as tx, tx.connection.transaction():
+            yield tx
 
-    @asynccontextmanager
-    async def reading(self) -> AsyncIterator[Transaction]:
-        async with self.connections.connection() as connection:
-            yield PostgresTransaction(connection)
+    def reading(self) -> Lending:
+        return self.connections.lend()
 
     async def close(self) -> None:
         await self.connections.close()
+
+
+class Reads:
+    """``async with`` over a reader that needs no setup (SQLite's read connection)."""
+
+    __slots__ = ("_tx",)
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    async def __aenter__(self) -> Transaction:
+        return self._tx
+
+    async def __aexit__(self, *_exc: object) -> None:
+        return None
 
 
 class SqliteDatabase(Database):
@@ -337,6 +365,7 @@ class SqliteDatabase(Database):
         # run on the loop too (a primary-key read takes microseconds, a thread hop more)
         self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._reader.execute("PRAGMA busy_timeout=1000")  # WAL readers wait only in rare checkpoint corners
+        self._reads = Reads(SqliteTransaction(self._reader))
 
     async def _begin(self) -> None:
         deadline = time.monotonic() + SQLITE_BUSY_WAIT_SECONDS
@@ -366,9 +395,8 @@ class SqliteDatabase(Database):
                 self._connection.execute("ROLLBACK")
                 raise DatabaseUnavailable(f"sqlite: {exc}") from exc
 
-    @asynccontextmanager
-    async def reading(self) -> AsyncIterator[Transaction]:
-        yield SqliteTransaction(self._reader)
+    def reading(self) -> Reads:
+        return self._reads
 
     async def close(self) -> None:
         self._connection.close()

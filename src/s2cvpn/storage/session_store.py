@@ -35,7 +35,7 @@ _COLUMNS = ", ".join(_FIELDS)
 _GET = f"SELECT {_COLUMNS} FROM sessions WHERE session_id = :session {{lock}}"
 GET = Sql(_GET)
 LOCK = Sql(_GET, lock="FOR UPDATE")
-_EXPIRED = Sql(
+EXPIRED = Sql(
     f"SELECT {_COLUMNS} FROM sessions WHERE status = 'AVAILABLE' AND expires_at <= :now ORDER BY expires_at LIMIT :limit {{lock}}",
     lock="FOR UPDATE SKIP LOCKED",
 )
@@ -59,7 +59,7 @@ async def get(tx: Transaction, session_id: str, *, lock: bool = False) -> Sessio
 async def lock_expired(tx: Transaction, now: datetime, limit: int) -> list[SessionRecord]:
     """AVAILABLE sessions whose time is up, soonest first, locked; rows another sweeper holds
     are skipped. The ``(status, expires_at)`` index makes this cost what is due."""
-    return [decode(raw) for raw in await tx.fetch(_EXPIRED, now=now, limit=limit)]
+    return [decode(raw) for raw in await tx.fetch(EXPIRED, now=now, limit=limit)]
 
 
 async def insert(tx: Transaction, record: SessionRecord) -> None:
