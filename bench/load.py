@@ -231,7 +231,11 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
         database_url = PG_ADMIN.rsplit("/", 1)[0] + "/" + dbname
     port, hello_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "S2CVPN_DATABASE_URL": database_url, "S2CVPN_PUBLIC_URL": base, "S2CVPN_RETENTION_SECONDS": "2"}
+    # the cloned sessions exist only in the database: the model network never applied them,
+    # so the worker's periodic reconciliation would re-apply every clone and its measurement
+    # pass probe each one, work a network that carries them would not cause; both wait an hour
+    env = {**os.environ, "S2CVPN_DATABASE_URL": database_url, "S2CVPN_PUBLIC_URL": base, "S2CVPN_RETENTION_SECONDS": "2",
+           "S2CVPN_RECONCILE_INTERVAL_SECONDS": "3600", "S2CVPN_MEASURE_INTERVAL_SECONDS": "3600"}
     server = start([sys.executable, "-m", "s2cvpn", "serve", "--port", str(port), "--log-level", "warning", "--loop", args.loop], env,
                    f"{base}/health/live", folder / f"serve-{backend}.log")
     hello = start([sys.executable, "-c", HELLO_APP, str(hello_port), args.loop], env, f"http://127.0.0.1:{hello_port}/hello",
