@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from prometheus_client import Counter
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from s2cvpn.domain.session import LIVE_STATUSES, Status, StatusInfo
 from s2cvpn.errors import DriverError
@@ -36,6 +36,7 @@ from s2cvpn.storage.tables import EventRow, IdempotencyRow, JobRow, SessionRow
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 200
+RECONCILE_BATCH = 500
 IDEMPOTENCY_KEEP = timedelta(hours=25)
 EVENTS_KEEP = timedelta(hours=24)
 T = TypeVar("T")
@@ -178,30 +179,57 @@ async def purge_due(ctx: ServiceContext) -> int:
 
 
 async def reconcile(ctx: ServiceContext) -> dict[str, int]:
-    """Compare what should exist with what the network holds, and mend the difference."""
+    """Compare what should exist with what the network holds, and mend the difference.
+
+    The database side is read in keyset batches of ``RECONCILE_BATCH`` ids, and full rows
+    only for the sessions to re-apply: with a million sessions held, a pass reads ids, not a
+    million rows at once."""
     held = await _driver("list_services", ctx.driver.list_services, cause="reconcile")
     async with ctx.db() as db:
-        rows = list((await db.scalars(select(SessionRow).where(SessionRow.status == Status.AVAILABLE))).all())
         pending = set((await db.scalars(select(JobRow.session_id).where(JobRow.session_id.is_not(None)))).all())
-        known = set((await db.scalars(select(SessionRow.session_id).where(SessionRow.released_at.is_(None)))).all())
-    wanted = {row.session_id: row for row in rows}
     counts = {"reapplied": 0, "removed": 0, "terminated": 0}
-    for session_id, row in wanted.items():
-        if session_id in held or session_id in pending:
-            continue
-        try:
-            await _driver("apply", ctx.driver.apply, specs.service_spec(row, ctx.inventory), cause="reconcile")
-            counts["reapplied"] += 1
-        except DriverError as exc:
-            log.error("reconcile: session %s cannot be carried any more: %s", session_id, exc)
-            now = ctx.clock.now()
-            async with ctx.database.transaction() as tx:
-                locked = await session_store.get(tx, session_id, lock=True)
-                if locked is not None and locked.status == Status.AVAILABLE:
-                    await lifecycle.end(tx, ctx, locked, StatusInfo.NETWORK_TERMINATED, now)
-                    counts["terminated"] += 1
-    for session_id in held - set(wanted) - pending - known:
-        await _driver("remove", ctx.driver.remove, session_id, cause="reconcile")
-        counts["removed"] += 1
+    after = ""
+    while True:
+        async with ctx.db() as db:
+            ids = list((await db.scalars(_AVAILABLE_IDS, {"after": after, "limit": RECONCILE_BATCH})).all())
+            missing = [session_id for session_id in ids if session_id not in held and session_id not in pending]
+            rows = list((await db.scalars(select(SessionRow).where(SessionRow.session_id.in_(missing)))).all()) if missing else []
+        for row in rows:
+            if row.status == Status.AVAILABLE:
+                await _reapply(ctx, row, counts)
+        if len(ids) < RECONCILE_BATCH:
+            break
+        after = ids[-1]
+    unowned = sorted(held - pending)  # held for a session the database no longer has live
+    for start in range(0, len(unowned), RECONCILE_BATCH):
+        batch = unowned[start : start + RECONCILE_BATCH]
+        async with ctx.db() as db:
+            live = set((await db.scalars(select(SessionRow.session_id).where(SessionRow.session_id.in_(batch), SessionRow.released_at.is_(None)))).all())
+        for session_id in batch:
+            if session_id not in live:
+                await _driver("remove", ctx.driver.remove, session_id, cause="reconcile")
+                counts["removed"] += 1
     return counts
 
+
+_AVAILABLE_IDS = (
+    select(SessionRow.session_id)
+    .where(SessionRow.status == Status.AVAILABLE, SessionRow.session_id > bindparam("after"))
+    .order_by(SessionRow.session_id)
+    .limit(bindparam("limit"))
+)
+
+
+async def _reapply(ctx: ServiceContext, row: SessionRow, counts: dict[str, int]) -> None:
+    """Build an AVAILABLE session the network lost; one it cannot carry any more ends."""
+    try:
+        await _driver("apply", ctx.driver.apply, specs.service_spec(row, ctx.inventory), cause="reconcile")
+        counts["reapplied"] += 1
+    except DriverError as exc:
+        log.error("reconcile: session %s cannot be carried any more: %s", row.session_id, exc)
+        now = ctx.clock.now()
+        async with ctx.database.transaction() as tx:
+            locked = await session_store.get(tx, row.session_id, lock=True)
+            if locked is not None and locked.status == Status.AVAILABLE:
+                await lifecycle.end(tx, ctx, locked, StatusInfo.NETWORK_TERMINATED, now)
+                counts["terminated"] += 1
