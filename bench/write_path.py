@@ -35,12 +35,13 @@ from tests.support.payloads import session_request  # noqa: E402
 
 PG_ADMIN = os.environ.get("S2CVPN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BARE = Sql("SELECT 1")
+PENDING = Sql("SELECT count(*) FROM jobs")
 BARE_TRANSACTIONS = 2000
 
 
 async def _pending_jobs(ctx) -> int:  # type: ignore[no-untyped-def]
     async with ctx.database.reading() as tx:
-        return int(await tx.fetchval(Sql("SELECT count(*) FROM jobs")))
+        return int(await tx.fetchval(PENDING))
 
 
 async def _measure(database_url: str, pairs: int, concurrency: int) -> dict[str, float]:

@@ -11,7 +11,6 @@ from starlette.responses import Response
 from s2cvpn.domain.session import Status, serviced_hours
 from s2cvpn.service import specs
 from s2cvpn.storage.session_reads import SessionView
-from s2cvpn.storage.tables import SessionRow
 
 
 def json_response(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -25,7 +24,7 @@ def rfc3339(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def session_body(row: SessionRow | SessionView, now: datetime) -> dict[str, Any]:
+def session_body(row: SessionView, now: datetime) -> dict[str, Any]:
     body: dict[str, Any] = dict(row.request)
     body["sessionId"] = row.session_id
     body["sla"] = row.sla

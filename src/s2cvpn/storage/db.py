@@ -33,11 +33,6 @@ def async_url(url: str) -> str:
     raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://")
 
 
-def sync_url(url: str) -> str:
-    """The URL Alembic uses (it runs migrations through the async engine, see env.py)."""
-    return async_url(url)
-
-
 def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
