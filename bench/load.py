@@ -88,10 +88,17 @@ end
 """
 
 
-def wrk(url: str, script: str, *, seconds: float, connections: int, token: str | None) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU the process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, script: str, *, seconds: float, connections: int, token: str | None, server: int) -> dict[str, float]:
     headers = f'wrk.headers["Authorization"] = "Bearer {token}"\nwrk.headers["Content-Type"] = "application/json"\n' if token else ""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(headers + script + DONE_LUA)
+    cpu = cpu_seconds(server)
     try:
         out = subprocess.run(
             ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s", "-s", handle.name, url],
@@ -101,6 +108,7 @@ def wrk(url: str, script: str, *, seconds: float, connections: int, token: str |
         os.unlink(handle.name)
     result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
     result["rps"] = result["requests"] / result["seconds"]
+    result["cpu_s"] = cpu_seconds(server) - cpu
     return result
 
 
@@ -254,22 +262,24 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
         load = {"seconds": args.seconds, "connections": args.connections}
         body = json.dumps({**SESSION, "applicationServers": [{"ipv4Address": "%s"}]})
         measured = {
-            "hello": wrk(f"http://127.0.0.1:{hello_port}/hello", "", token=None, **load),
-            "getSession": wrk(f"{api_url}/sessions/{sid}", "", token=token, **load),
-            "listSessions": wrk(f"{api_url}/sessions?perPage=20", "", token=token, **load),
-            "create+delete": wrk(api_url, CREATE_DELETE_LUA % (lua_string(body), PREFIX, PREFIX), token=token, **load),
+            "hello": wrk(f"http://127.0.0.1:{hello_port}/hello", "", token=None, server=hello.pid, **load),
+            "getSession": wrk(f"{api_url}/sessions/{sid}", "", token=token, server=server.pid, **load),
+            "listSessions": wrk(f"{api_url}/sessions?perPage=20", "", token=token, server=server.pid, **load),
+            "create+delete": wrk(api_url, CREATE_DELETE_LUA % (lua_string(body), PREFIX, PREFIX), token=token, server=server.pid, **load),
         }
         # the provisioning and teardown that the pairs queued count too: the rate is the
         # requests over the run plus the time the worker took to finish the backlog
         pairs = measured["create+delete"]
+        cpu = cpu_seconds(server.pid)
         pairs["accepted_rps"], pairs["drain_s"] = pairs["rps"], drain_seconds(database_url)
         pairs["rps"] = pairs["requests"] / (pairs["seconds"] + pairs["drain_s"])
+        pairs["cpu_s"] += cpu_seconds(server.pid) - cpu
         rows += [(f"{backend} {name} ({args.sessions} sessions)", figures) for name, figures in measured.items()]
         if args.million and backend == "postgres":
             took = clone_sessions(database_url, sid, 1_000_000, client_id=None)
             print(f"cloned 1,000,000 sessions in {took:.0f}s")
             for name, url in (("getSession", f"{api_url}/sessions/{sid}"), ("listSessions", f"{api_url}/sessions?perPage=20")):
-                rows.append((f"{backend} {name} (+1,000,000 sessions)", wrk(url, "", token=token, **load)))
+                rows.append((f"{backend} {name} (+1,000,000 sessions)", wrk(url, "", token=token, server=server.pid, **load)))
             now = datetime.now(UTC)
             for label, at in (("nothing due", now), ("everything due", now + timedelta(days=36500))):
                 plan = asyncio.run(explain_sweep(database_url, at))
@@ -301,11 +311,11 @@ def main() -> None:
         for backend in args.backends.split(","):
             rows += run_backend(backend, args, Path(folder))
     print(f"\nwrk -t2 -c{args.connections} -d{args.seconds:g}s, one uvicorn process each ({args.loop} loop), {os.cpu_count()} CPUs shared with wrk\n")
-    print("| run | req/s | vs hello | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|")
+    print("| run | req/s | vs hello | p50 ms | p99 ms | server CPU us/req | errors |\n|---|---|---|---|---|---|---|")
     hello = {name.split()[0]: figures["rps"] for name, figures in rows if " hello " in name}
     for name, figures in rows:
         ratio = figures["rps"] / hello[name.split()[0]]
-        print(f"| {name} | {figures['rps']:,.0f} | {ratio:.0%} | {figures['p50_ms']:.1f} | {figures['p99_ms']:.1f} | {figures['errors']:.0f} |")
+        print(f"| {name} | {figures['rps']:,.0f} | {ratio:.0%} | {figures['p50_ms']:.1f} | {figures['p99_ms']:.1f} | {figures['cpu_s'] / figures['requests'] * 1e6:.0f} | {figures['errors']:.0f} |")
     for name, figures in rows:
         if "drain_s" in figures:
             print(f"{name}: {figures['accepted_rps']:,.0f} req/s accepted during the run; the worker finished the queued "

@@ -62,5 +62,8 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = 0  # 0 = off
     max_active_sessions_per_client: int = 0  # 0 = unlimited
 
+    # observability beyond /metrics: FastAPI's native OpenTelemetry through the global providers
+    opentelemetry: bool = False
+
     def issuer(self) -> str:
         return self.token_issuer or self.public_url.rstrip("/")

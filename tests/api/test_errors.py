@@ -116,6 +116,20 @@ def test_tokens_missing_malformed_forged_expired(server: ServerProcess, client: 
     assert_error(httpx.get(url, headers={"Authorization": f"Bearer {unsigned}"}), 401, "UNAUTHENTICATED")
 
 
+def test_the_caller_is_checked_before_what_it_sent(server: ServerProcess) -> None:
+    """401 and 403 come before any 400 about the path, query or body (a caller without the
+    right token learns nothing about its request)."""
+    root = f"{server.url}{PREFIX}"
+    not_json = {"content": b"{not json", "headers": {"content-type": "application/json"}}
+    assert_error(httpx.get(f"{root}/sessions/not-a-uuid"), 401, "UNAUTHENTICATED")
+    assert_error(httpx.get(f"{root}/sessions", params={"perPage": 0}), 401, "UNAUTHENTICATED")
+    assert_error(httpx.post(f"{root}/sessions", **not_json), 401, "UNAUTHENTICATED")  # type: ignore[arg-type]
+    with server.api_client(name="read-only", scopes=("site-to-cloud-vpn:sessions:read",)) as reader:
+        assert_error(reader.post("/sessions", **not_json), 403, "PERMISSION_DENIED")  # type: ignore[arg-type]
+        assert_error(reader.delete("/sessions/not-a-uuid"), 403, "PERMISSION_DENIED")
+        assert_error(reader.get("/sessions/not-a-uuid"), 400, "INVALID_ARGUMENT")
+
+
 def test_scope_missing_is_403(server: ServerProcess) -> None:
     with server.api_client(name="reader", scopes=("site-to-cloud-vpn:sessions:read",)) as reader:
         assert reader.get("/sessions").status_code == 200

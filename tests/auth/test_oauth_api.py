@@ -9,13 +9,13 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from s2cvpn import errors
-from s2cvpn.api import oauth
-from s2cvpn.api.deps import Principal, require_scope
+from s2cvpn.api import docs, oauth
+from s2cvpn.api.deps import AuthorizedRoute, caller
 from s2cvpn.auth import clients
 from s2cvpn.auth.tokens import TokenService
 from s2cvpn.config import ALL_SCOPES, Settings
@@ -37,13 +37,23 @@ async def http(settings: Settings, sessions: async_sessionmaker, clock: FakeCloc
     async def render(_: Request, exc: errors.S2CError) -> JSONResponse:  # stands in for api/handlers.py
         return JSONResponse({"status": exc.status, "code": exc.code, "message": exc.message}, exc.status, exc.headers)
 
-    @app.get("/probe")
-    async def probe(principal: Principal = Depends(require_scope(READ))) -> dict[str, Any]:
+    async def probe(request: Request) -> dict[str, Any]:
+        principal = caller(request)
         return {"client_id": principal.client_id, "scopes": sorted(principal.scopes)}
+
+    app.router.add_api_route("/probe", probe, route_class_override=AuthorizedRoute, openapi_extra=docs.secured(READ))
 
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 5555))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
+
+
+def test_an_authorized_route_must_name_its_scope() -> None:
+    async def endpoint(request: Request) -> dict[str, Any]:
+        return {}
+
+    with pytest.raises(ValueError, match="declares no scope"):
+        FastAPI().router.add_api_route("/open", endpoint, route_class_override=AuthorizedRoute)
 
 
 def _basic(client_id: str, secret: str) -> dict[str, str]:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Body, Request, Response
 
 from s2cvpn.api import docs
-from s2cvpn.api.deps import Principal, require_scope
+from s2cvpn.api.deps import AuthorizedRoute, caller
 from s2cvpn.api.rendering import json_response
 from s2cvpn.api.schemas import AssessmentRequest, AssessmentResult
 from s2cvpn.service import assessment as assessment_service
 
 SCOPE = "site-to-cloud-vpn:assessment:assess"
-router = APIRouter(tags=["Assessment"])
+router = APIRouter(tags=["Assessment"], route_class=AuthorizedRoute)
 
 
 @router.post(
@@ -30,11 +30,10 @@ router = APIRouter(tags=["Assessment"])
 async def assess_connection_feasibility(
     request: Request,
     body: Annotated[AssessmentRequest, Body()],
-    principal: Annotated[Principal, Depends(require_scope(SCOPE))],
 ) -> Response:
     ctx = request.app.state.ctx
     payload = body.model_dump(mode="json", by_alias=True, exclude_none=True)
-    result = await assessment_service.assess(ctx, client_id=principal.client_id, body=payload)
+    result = await assessment_service.assess(ctx, client_id=caller(request).client_id, body=payload)
     options = []
     for option in result.options:
         item = {

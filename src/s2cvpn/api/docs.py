@@ -70,6 +70,13 @@ def secured(scope: str) -> dict[str, Any]:
     return {"security": [{"openId": [scope]}]}
 
 
+def secured_scope(openapi_extra: dict[str, Any] | None) -> str | None:
+    """The scope ``secured`` put in an operation's ``openapi_extra``, if any."""
+    requirements = (openapi_extra or {}).get("security") or [{}]
+    scopes = requirements[0].get("openId") or [None]
+    return scopes[0]
+
+
 def error_schema(status: int, codes: tuple[str, ...]) -> dict[str, Any]:
     return {
         "allOf": [

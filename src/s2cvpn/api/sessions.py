@@ -6,10 +6,10 @@ import math
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from s2cvpn.api import docs
-from s2cvpn.api.deps import Principal, require_scope
+from s2cvpn.api.deps import AuthorizedRoute, caller
 from s2cvpn.api.rendering import json_response, session_body
 from s2cvpn.api.schemas import ExtendRequest, SessionCreate, SessionInfo, SessionList, SessionUpdate
 from s2cvpn.service import sessions as session_service
@@ -17,7 +17,7 @@ from s2cvpn.service.context import ServiceContext
 from s2cvpn.service.specs import render_l3nm
 
 SCOPE = "site-to-cloud-vpn:sessions:"
-router = APIRouter(tags=["Sessions"])
+router = APIRouter(tags=["Sessions"], route_class=AuthorizedRoute)
 
 
 @router.post(
@@ -35,13 +35,12 @@ router = APIRouter(tags=["Sessions"])
 async def create_session(
     request: Request,
     body: Annotated[SessionCreate, Body()],
-    principal: Annotated[Principal, Depends(require_scope(SCOPE + "create"))],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=256, min_length=1)] = None,
 ) -> Response:
     ctx: ServiceContext = request.app.state.ctx
     payload = body.model_dump(mode="json", by_alias=True, exclude_none=True)
     row, _created = await session_service.create_session(
-        ctx, client_id=principal.client_id, body=payload, idempotency_key=idempotency_key
+        ctx, client_id=caller(request).client_id, body=payload, idempotency_key=idempotency_key
     )
     return json_response(
         session_body(row, ctx.clock.now()), status_code=201, headers={"Location": ctx.session_url(row.session_id)}
@@ -59,12 +58,11 @@ async def create_session(
 )
 async def list_sessions(
     request: Request,
-    principal: Annotated[Principal, Depends(require_scope(SCOPE + "read"))],
     page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1")] = 1,
     per_page: Annotated[int, Query(alias="perPage", ge=1, le=100, description="Items per page")] = 20,
 ) -> Response:
     ctx: ServiceContext = request.app.state.ctx
-    rows, total = await session_service.list_sessions(ctx, client_id=principal.client_id, page=page, per_page=per_page)
+    rows, total = await session_service.list_sessions(ctx, client_id=caller(request).client_id, page=page, per_page=per_page)
     now = ctx.clock.now()
     return json_response(
         {
@@ -84,11 +82,9 @@ async def list_sessions(
     responses=docs.errors(400, 404),
     openapi_extra=docs.secured(SCOPE + "read"),
 )
-async def get_session(
-    request: Request, sessionId: uuid.UUID, principal: Annotated[Principal, Depends(require_scope(SCOPE + "read"))]
-) -> Response:
+async def get_session(request: Request, sessionId: uuid.UUID) -> Response:
     ctx: ServiceContext = request.app.state.ctx
-    row = await session_service.get_session(ctx, client_id=principal.client_id, session_id=str(sessionId))
+    row = await session_service.get_session(ctx, client_id=caller(request).client_id, session_id=str(sessionId))
     return json_response(session_body(row, ctx.clock.now()))
 
 
@@ -115,11 +111,10 @@ async def update_session(
     request: Request,
     sessionId: uuid.UUID,
     body: Annotated[SessionUpdate, Body()],
-    principal: Annotated[Principal, Depends(require_scope(SCOPE + "update"))],
 ) -> Response:
     ctx: ServiceContext = request.app.state.ctx
     changes = body.model_dump(mode="json", include=body.model_fields_set)
-    row = await session_service.update_session(ctx, client_id=principal.client_id, session_id=str(sessionId), changes=changes)
+    row = await session_service.update_session(ctx, client_id=caller(request).client_id, session_id=str(sessionId), changes=changes)
     return json_response(session_body(row, ctx.clock.now()))
 
 
@@ -136,11 +131,10 @@ async def extend_session(
     request: Request,
     sessionId: uuid.UUID,
     body: Annotated[ExtendRequest, Body()],
-    principal: Annotated[Principal, Depends(require_scope(SCOPE + "update"))],
 ) -> Response:
     ctx: ServiceContext = request.app.state.ctx
     duration = body.requestedAdditionalDuration.model_dump(mode="json")
-    row = await session_service.extend_session(ctx, client_id=principal.client_id, session_id=str(sessionId), duration=duration)
+    row = await session_service.extend_session(ctx, client_id=caller(request).client_id, session_id=str(sessionId), duration=duration)
     return json_response(session_body(row, ctx.clock.now()))
 
 
@@ -155,11 +149,9 @@ async def extend_session(
     responses={**docs.errors(400, 404), 202: {"description": "Deletion accepted", "headers": docs.XCORRELATOR_HEADER}},
     openapi_extra=docs.secured(SCOPE + "delete"),
 )
-async def delete_session(
-    request: Request, sessionId: uuid.UUID, principal: Annotated[Principal, Depends(require_scope(SCOPE + "delete"))]
-) -> Response:
+async def delete_session(request: Request, sessionId: uuid.UUID) -> Response:
     ctx: ServiceContext = request.app.state.ctx
-    await session_service.delete_session(ctx, client_id=principal.client_id, session_id=str(sessionId))
+    await session_service.delete_session(ctx, client_id=caller(request).client_id, session_id=str(sessionId))
     return Response(status_code=202)
 
 
@@ -172,9 +164,7 @@ async def delete_session(
     responses=docs.errors(400, 404),
     openapi_extra=docs.secured(SCOPE + "read"),
 )
-async def get_session_l3nm(
-    request: Request, sessionId: uuid.UUID, principal: Annotated[Principal, Depends(require_scope(SCOPE + "read"))]
-) -> Response:
+async def get_session_l3nm(request: Request, sessionId: uuid.UUID) -> Response:
     ctx: ServiceContext = request.app.state.ctx
-    row = await session_service.get_session(ctx, client_id=principal.client_id, session_id=str(sessionId))
+    row = await session_service.get_session(ctx, client_id=caller(request).client_id, session_id=str(sessionId))
     return json_response(render_l3nm(row, ctx.inventory))
