@@ -125,6 +125,26 @@ async def test_a_schema_less_database_is_unavailable(tmp_path) -> None:  # type:
         await database.close()
 
 
+async def test_sqlite_commits_with_the_durability_of_the_orm(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """synchronous=NORMAL on WAL, as the ORM's connections have it, not FULL (an fsync per
+    commit, with the event loop waiting)."""
+    url = f"sqlite:///{tmp_path / 'durable.db'}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    database = open_database(url)
+    engine = create_engine(url)
+    try:
+        async with database.transaction() as tx:
+            driver_level = await tx.fetchval(Sql("PRAGMA synchronous"))
+        async with engine.connect() as connection:
+            orm_level = (await connection.exec_driver_sql("PRAGMA synchronous")).scalar()
+            journal = (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar()
+    finally:
+        await database.close()
+        await engine.dispose()
+    assert journal == "wal"
+    assert driver_level == orm_level == 1  # NORMAL
+
+
 async def test_sqlite_waits_for_another_writer_without_blocking_the_loop(tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path / 'busy.db'}"
     await asyncio.to_thread(migrate.upgrade, url)

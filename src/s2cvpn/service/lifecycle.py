@@ -55,6 +55,8 @@ async def end(
 
 
 async def release_network(tx: Transaction, session_id: str) -> None:
-    """After teardown: capacity and pool slot go back. Idempotent."""
-    await reservations.release(tx, session_id)
+    """After teardown: pool slot and capacity go back. Idempotent. Callers run it last
+    before the commit: the capacity counters it locks are shared by every session on the
+    same links."""
     await slots.return_slot(tx, session_id)
+    await reservations.release(tx, session_id)

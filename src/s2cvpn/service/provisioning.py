@@ -104,11 +104,11 @@ async def teardown(ctx: ServiceContext, session_id: str, done: JobDone, *, delet
         row = await session_store.get(tx, session_id, lock=True)
         if row is None:
             return
-        await lifecycle.release_network(tx, session_id)
         if delete_after or row.status_info == StatusInfo.DELETE_REQUESTED:
             await session_store.delete(tx, session_id)
         else:
             await session_store.update(tx, row, released_at=now)
+        await lifecycle.release_network(tx, session_id)
 
 
 async def give_up(ctx: ServiceContext, job: ClaimedJob, error: str) -> None:

@@ -50,21 +50,24 @@ def granted_hours(ctx: ServiceContext, duration: Mapping[str, Any] | None) -> fl
     return hours
 
 
-async def _reserve(
-    tx: Transaction, ctx: ServiceContext, session_id: str, request: ConnectionRequest, now: datetime, held: dict[str, int]
-) -> Plan:
-    """Plan against the current load (minus ``held``, what the session holds now) and reserve.
+async def _plan(tx: Transaction, ctx: ServiceContext, request: ConnectionRequest, now: datetime, held: dict[str, int]) -> Plan:
+    """Plan against the current load, minus ``held`` (what the session holds now)."""
+    load = await reservations.current_load(tx)
+    for rid, mbps in held.items():
+        load[rid] = load.get(rid, 0) - mbps
+    return planner.plan_connection(ctx.inventory, request, load, now.date())
+
+
+async def _reserve(tx: Transaction, ctx: ServiceContext, session_id: str, plan: Plan, now: datetime, held: dict[str, int]) -> None:
+    """Reserve what ``plan`` demands. Callers run this last before the commit: its guarded
+    UPDATEs lock counters that every session on the same links shares, and the locks are
+    held until the commit.
 
     A ``CapacityRace`` means another transaction took the capacity after we read the load:
     the caller's transaction is rolled back and run again on fresh figures (``_retrying_races``).
     """
     day = now.date()
-    load = await reservations.current_load(tx)
-    for rid, mbps in held.items():
-        load[rid] = load.get(rid, 0) - mbps
-    plan = planner.plan_connection(ctx.inventory, request, load, day)
     await reservations.set_reservation(tx, session_id, plan.demands, lambda rid: ctx.inventory.capacity_of(rid, day), held=held)
-    return plan
 
 
 async def _retrying_races(ctx: ServiceContext, work: Callable[[Transaction], Awaitable[T]]) -> T:
@@ -108,7 +111,7 @@ async def create_session(
         await _check_quota(tx, ctx, client_id)
         if not await dedup.claim_key(tx, dedup_key, session_id):
             raise errors.AlreadyExists(DUPLICATE)
-        plan = await _reserve(tx, ctx, session_id, request, now, held={})
+        plan = await _plan(tx, ctx, request, now, held={})
         slot = await slots.take_slot(tx, session_id, pools.pool_size(ctx.inventory))
         allocation = pools.allocation_for(ctx.inventory, slot, 2 if plan.secondary else 1)
         record = SessionRecord(
@@ -139,6 +142,7 @@ async def create_session(
         if idempotency_key:
             await idempotency.remember(tx, client_id, idempotency_key, session_id, now)
         await jobs.enqueue(tx, kind="provision", session_id=session_id, now=now)
+        await _reserve(tx, ctx, session_id, plan, now, held={})
         return record, True
 
     try:
@@ -204,7 +208,8 @@ async def update_session(ctx: ServiceContext, *, client_id: str, session_id: str
                 else:
                     body[key] = changes[key]
         request = specs.connection_request(client_id, body)
-        plan = await _reserve(tx, ctx, session_id, request, now, held=await reservations.held_by(tx, session_id))
+        held = await reservations.held_by(tx, session_id)
+        plan = await _plan(tx, ctx, request, now, held)
         allocation = row.allocation
         if (2 if plan.secondary else 1) != (2 if row.plan and row.plan.get("secondary") else 1):
             slot = row.allocation["slot"] if row.allocation else 0
@@ -221,6 +226,7 @@ async def update_session(ctx: ServiceContext, *, client_id: str, session_id: str
             actual=lifecycle.planned_actuals(body["sla"], body["guaranteeBandwidth"], plan.latency_ms),
         )
         await jobs.enqueue(tx, kind="modify", session_id=session_id, now=now)
+        await _reserve(tx, ctx, session_id, plan, now, held)
         return row
 
     row = await _retrying_races(ctx, change)

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from s2cvpn.storage.driver import SQLITE_SYNCHRONOUS
 
 READ_ONLY = "s2cvpn_read_only"
 
@@ -74,7 +75,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN below decide
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()

@@ -36,6 +36,7 @@ SQLITE = "sqlite"
 # SQLAlchemy's storage format for DateTime on SQLite: the ORM and these statements must agree
 SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 SQLITE_BUSY_WAIT_SECONDS = 30.0
+SQLITE_SYNCHRONOUS = "NORMAL"
 
 # what asyncpg raises when the server is away, restarting or the connection broke (an
 # InternalClientError when a dying connection's protocol is caught mid-state)
@@ -360,6 +361,10 @@ class SqliteDatabase(Database):
         self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._connection.execute("PRAGMA busy_timeout=0")
         self._connection.execute("PRAGMA foreign_keys=ON")
+        # the durability the ORM's connections have (storage/db.py): on WAL, a commit survives
+        # the process crashing; only a power loss can take back the last ones. FULL would
+        # fsync on every commit, with the event loop waiting
+        self._connection.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
         self._one_at_a_time = asyncio.Lock()
         # reads have their own connection: on WAL they never wait for the writer, and they
         # run on the loop too (a primary-key read takes microseconds, a thread hop more)
