@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import threading
 from pathlib import Path
 
 import pytest
 
 from s2cvpn.drivers import registry
-from s2cvpn.drivers.base import NetworkDriver
+from s2cvpn.drivers.base import NetworkDriver, ServiceSpec, call_driver
 from s2cvpn.drivers.model import ModelDriver
 from s2cvpn.network.inventory import Inventory
 from tests.drivers.contract import DriverContract, spec_factory
@@ -55,3 +56,23 @@ def spec_inventory() -> Inventory:
     from tests.drivers.contract import demo_inventory
 
     return demo_inventory()
+
+
+@pytest.mark.parametrize(("delay", "blocks"), [(0.0, False), (0.001, True)])
+async def test_a_driver_runs_in_a_worker_thread_only_when_it_blocks(delay: float, blocks: bool) -> None:
+    """The model network is memory: called on the loop (a thread hop costs more), unless it
+    plays a slow network (``delay_seconds``), which blocks."""
+    inventory = spec_inventory()
+    driver = ModelDriver(inventory, delay_seconds=delay)
+    spec = spec_factory(inventory)
+    ran_on: list[int] = []
+    original = driver.apply
+
+    def apply(spec: ServiceSpec) -> None:
+        ran_on.append(threading.get_ident())
+        original(spec)
+
+    assert driver.blocks is blocks
+    await call_driver(driver, apply, spec)
+    assert (ran_on[0] != threading.get_ident()) is blocks
+    assert driver.spec_of(spec.session_id) == spec

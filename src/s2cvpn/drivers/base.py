@@ -3,16 +3,19 @@
 A driver receives a fully planned ``ServiceSpec`` (paths, pools, L3NM document) and makes
 the network hold it. Every call is idempotent: applying what exists, or removing what is
 gone, succeeds and changes nothing, so a repeated job does no harm. Drivers are blocking
-(the netns driver enters namespaces, which is per-thread); the service calls them from a
-worker thread. Failures are raised as ``errors.DriverError`` subclasses only.
+(the netns driver enters namespaces, which is per-thread); the service calls them through
+``call_driver``, from a worker thread unless the driver says its calls never wait
+(``blocks``). Failures are raised as ``errors.DriverError`` subclasses only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+from collections.abc import Callable
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from s2cvpn.network.inventory import Inventory
 from s2cvpn.network.plans import Allocation, PathPlan
@@ -67,6 +70,13 @@ class NetworkDriver(ABC):
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
 
+    @property
+    def blocks(self) -> bool:
+        """Whether a call may wait on the outside world (commands, namespaces, a controller).
+        A driver whose calls take microseconds says False and is called on the event loop:
+        a hop to a worker thread and back costs more than such a call (bench/README.md)."""
+        return True
+
     @abstractmethod
     def apply(self, spec: ServiceSpec) -> None:
         """Make the network carry ``spec``. Idempotent."""
@@ -90,3 +100,13 @@ class NetworkDriver(ABC):
     @abstractmethod
     def health(self) -> Health:
         """Whether the backend can take changes now."""
+
+
+T = TypeVar("T")
+
+
+async def call_driver(driver: NetworkDriver, call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)``, one of ``driver``'s methods: in a worker thread when the driver blocks."""
+    if driver.blocks:
+        return await asyncio.to_thread(call, *args)
+    return call(*args)

@@ -27,9 +27,13 @@ class ModelDriver(NetworkDriver):
         self._lock = threading.Lock()
         self.delay_seconds = delay_seconds
 
+    @property
+    def blocks(self) -> bool:
+        return self.delay_seconds > 0  # memory only, unless it plays a slow network
+
     def _slow_network(self) -> None:
         if self.delay_seconds > 0:
-            time.sleep(self.delay_seconds)  # blocking on purpose: drivers run in a worker thread
+            time.sleep(self.delay_seconds)  # blocking on purpose: such a driver runs in a worker thread
 
     def apply(self, spec: ServiceSpec) -> None:
         self._check(spec)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 
 from s2cvpn.clock import Clock
 from s2cvpn.config import Settings
-from s2cvpn.drivers.base import Health, NetworkDriver
+from s2cvpn.drivers.base import Health, NetworkDriver, call_driver
 from s2cvpn.network.inventory import Inventory
 from s2cvpn.storage.driver import Database
 from s2cvpn.storage.session_reads import SessionReader
@@ -42,7 +42,7 @@ class ServiceContext:
         """The driver's health, asked at most every ``HEALTH_TTL_SECONDS`` (it may run commands)."""
         now = time.monotonic()
         if self.network_health is None or now - self.network_health[0] > HEALTH_TTL_SECONDS:
-            self.network_health = (now, await asyncio.to_thread(self.driver.health))
+            self.network_health = (now, await call_driver(self.driver, self.driver.health))
         return self.network_health[1]
 
     def session_url(self, session_id: str) -> str:

@@ -30,7 +30,7 @@ from prometheus_client import Counter
 from sqlalchemy import select
 
 from s2cvpn.domain.session import Status
-from s2cvpn.drivers.base import Measurement
+from s2cvpn.drivers.base import Measurement, call_driver
 from s2cvpn.errors import DriverError
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage.tables import SessionRow
@@ -65,7 +65,7 @@ async def refresh_measurements(ctx: ServiceContext) -> int:
         async def one(session_id: str) -> tuple[str, Measurement | None]:
             async with slots:
                 try:
-                    return session_id, await asyncio.to_thread(ctx.driver.measure, session_id)
+                    return session_id, await call_driver(ctx.driver, ctx.driver.measure, session_id)
                 except DriverError as exc:  # not in the network (yet, or any more): skip it
                     log.debug("session %s not measured: %s", session_id, exc)
                     MEASUREMENTS.labels("failed").inc()
