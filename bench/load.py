@@ -20,9 +20,9 @@ the bearer token; each figure is one wrk run of ``--seconds`` at ``--connections
 The client owns ``--sessions`` sessions (one created through the API, the rest cloned
 from it in SQL). ``--million`` (PostgreSQL only) then clones 1,000,000 more sessions
 into the same database (spread over 1,000 other clients), vacuums it as autovacuum would
-have in steady state, measures getSession and listSessions again, then getSession once more
-(the first run after the bulk insert carries a transient p99 tail), and prints EXPLAIN ANALYZE of the expiry sweep query with nothing
-due and with everything due (the sweep reads at most its batch either way).
+have in steady state, measures getSession and listSessions again, then getSession once
+more (the first run after the bulk insert carries a transient p99 tail), and prints
+EXPLAIN ANALYZE of the expiry sweep query with nothing due and with everything due (the sweep reads at most its batch either way).
 """
 
 from __future__ import annotations
@@ -279,7 +279,8 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
         if args.million and backend == "postgres":
             took = clone_sessions(database_url, sid, 1_000_000, client_id=None)
             print(f"cloned 1,000,000 sessions in {took:.0f}s")
-            for name, url in (("getSession", f"{api_url}/sessions/{sid}"), ("listSessions", f"{api_url}/sessions?perPage=20"), ("getSession again", f"{api_url}/sessions/{sid}")):
+            one, page = f"{api_url}/sessions/{sid}", f"{api_url}/sessions?perPage=20"
+            for name, url in (("getSession", one), ("listSessions", page), ("getSession again", one)):
                 rows.append((f"{backend} {name} (+1,000,000 sessions)", wrk(url, "", token=token, server=server.pid, **load)))
             now = datetime.now(UTC)
             for label, at in (("nothing due", now), ("everything due", now + timedelta(days=36500))):

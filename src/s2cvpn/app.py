@@ -132,7 +132,7 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
         }
     ]
     schema.setdefault("components", {})["securitySchemes"] = {
-        "openId": {
+        docs.SECURITY_SCHEME: {
             "type": "openIdConnect",
             "openIdConnectUrl": f"{settings.issuer()}/.well-known/openid-configuration",
             "description": "OAuth 2.0 client credentials; scopes: " + ", ".join(ALL_SCOPES),

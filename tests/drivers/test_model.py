@@ -72,7 +72,8 @@ async def test_a_driver_runs_in_a_worker_thread_only_when_it_blocks(delay: float
         ran_on.append(threading.get_ident())
         original(spec)
 
+    driver.apply = apply  # type: ignore[method-assign]
     assert driver.blocks is blocks
-    await call_driver(driver, apply, spec)
+    await call_driver(driver, "apply", spec)
     assert (ran_on[0] != threading.get_ident()) is blocks
     assert driver.spec_of(spec.session_id) == spec

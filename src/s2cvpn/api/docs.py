@@ -66,14 +66,17 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+SECURITY_SCHEME = "openId"  # the one security scheme of the document (app._openapi)
+
+
 def secured(scope: str) -> dict[str, Any]:
-    return {"security": [{"openId": [scope]}]}
+    return {"security": [{SECURITY_SCHEME: [scope]}]}
 
 
 def secured_scope(openapi_extra: dict[str, Any] | None) -> str | None:
     """The scope ``secured`` put in an operation's ``openapi_extra``, if any."""
     requirements = (openapi_extra or {}).get("security") or [{}]
-    scopes = requirements[0].get("openId") or [None]
+    scopes = requirements[0].get(SECURITY_SCHEME) or [None]
     return scopes[0]
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Callable
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from s2cvpn.network.inventory import Inventory
 from s2cvpn.network.plans import Allocation, PathPlan
@@ -102,11 +101,9 @@ class NetworkDriver(ABC):
         """Whether the backend can take changes now."""
 
 
-T = TypeVar("T")
-
-
-async def call_driver(driver: NetworkDriver, call: Callable[..., T], *args: Any) -> T:
-    """``call(*args)``, one of ``driver``'s methods: in a worker thread when the driver blocks."""
+async def call_driver(driver: NetworkDriver, method: str, *args: Any) -> Any:
+    """``driver.<method>(*args)``: in a worker thread when the driver blocks."""
+    call = getattr(driver, method)
     if driver.blocks:
         return await asyncio.to_thread(call, *args)
     return call(*args)

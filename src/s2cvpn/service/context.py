@@ -42,7 +42,7 @@ class ServiceContext:
         """The driver's health, asked at most every ``HEALTH_TTL_SECONDS`` (it may run commands)."""
         now = time.monotonic()
         if self.network_health is None or now - self.network_health[0] > HEALTH_TTL_SECONDS:
-            self.network_health = (now, await call_driver(self.driver, self.driver.health))
+            self.network_health = (now, await call_driver(self.driver, "health"))
         return self.network_health[1]
 
     def session_url(self, session_id: str) -> str:

@@ -65,7 +65,7 @@ async def refresh_measurements(ctx: ServiceContext) -> int:
         async def one(session_id: str) -> tuple[str, Measurement | None]:
             async with slots:
                 try:
-                    return session_id, await call_driver(ctx.driver, ctx.driver.measure, session_id)
+                    return session_id, await call_driver(ctx.driver, "measure", session_id)
                 except DriverError as exc:  # not in the network (yet, or any more): skip it
                     log.debug("session %s not measured: %s", session_id, exc)
                     MEASUREMENTS.labels("failed").inc()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from prometheus_client import Counter
 
@@ -39,7 +39,6 @@ SWEEP_BATCH = 200
 RECONCILE_BATCH = 500
 IDEMPOTENCY_KEEP = timedelta(hours=25)
 EVENTS_KEEP = timedelta(hours=24)
-T = TypeVar("T")
 
 DRIVER_CALLS = Counter("s2cvpn_driver_calls", "Network driver calls that succeeded", ["op", "cause"])
 DRIVER_FAILURES = Counter("s2cvpn_driver_failures", "Network driver calls that raised", ["op"])
@@ -47,10 +46,10 @@ EXPIRED = Counter("s2cvpn_sessions_expired", "Sessions ended at their expiry tim
 PURGED = Counter("s2cvpn_sessions_purged", "Ended sessions forgotten after their retention by this process")
 
 
-async def _driver(ctx: ServiceContext, op: str, call: Callable[..., T], *args: Any, cause: str = "job") -> T:
-    """Run a driver call (``call_driver``), counted by operation."""
+async def _driver(ctx: ServiceContext, op: str, *args: Any, cause: str = "job") -> Any:
+    """``ctx.driver.<op>(*args)`` through ``call_driver``, counted by operation."""
     try:
-        result = await call_driver(ctx.driver, call, *args)
+        result = await call_driver(ctx.driver, op, *args)
     except Exception:
         DRIVER_FAILURES.labels(op).inc()
         raise
@@ -74,7 +73,7 @@ async def provision(ctx: ServiceContext, session_id: str, done: JobDone) -> None
     if row is None or row.status != Status.REQUESTED:
         return
     spec = specs.service_spec(row, ctx.inventory)
-    await _driver(ctx, "apply", ctx.driver.apply, spec)
+    await _driver(ctx, "apply", spec)
     now = ctx.clock.now()
     async with ctx.database.transaction() as tx:
         row = await session_store.get(tx, session_id, lock=True)
@@ -86,18 +85,18 @@ async def provision(ctx: ServiceContext, session_id: str, done: JobDone) -> None
     # ended meanwhile: a teardown still queued removes what we built; one that already ran
     # (on another worker, during our driver call) cannot have, so remove it here
     if torn_down:
-        await _driver(ctx, "remove", ctx.driver.remove, session_id)
+        await _driver(ctx, "remove", session_id)
 
 
 async def modify(ctx: ServiceContext, session_id: str) -> None:
     row = await _read(ctx, session_id)
     if row is None or row.status != Status.AVAILABLE:
         return
-    await _driver(ctx, "modify", ctx.driver.modify, specs.service_spec(row, ctx.inventory))
+    await _driver(ctx, "modify", specs.service_spec(row, ctx.inventory))
 
 
 async def teardown(ctx: ServiceContext, session_id: str, done: JobDone, *, delete_after: bool) -> None:
-    await _driver(ctx, "remove", ctx.driver.remove, session_id)
+    await _driver(ctx, "remove", session_id)
     now = ctx.clock.now()
     async with ctx.database.transaction() as tx:
         await done(tx)
@@ -184,7 +183,7 @@ async def reconcile(ctx: ServiceContext) -> dict[str, int]:
     The database side is read in keyset batches of ``RECONCILE_BATCH`` ids, and full rows
     only for the sessions to re-apply: with a million sessions held, a pass reads ids, not a
     million rows at once."""
-    held = await _driver(ctx, "list_services", ctx.driver.list_services, cause="reconcile")
+    held = await _driver(ctx, "list_services", cause="reconcile")
     async with ctx.db() as db:
         pending = set((await db.scalars(select(JobRow.session_id).where(JobRow.session_id.is_not(None)))).all())
     counts = {"reapplied": 0, "removed": 0, "terminated": 0}
@@ -207,7 +206,7 @@ async def reconcile(ctx: ServiceContext) -> dict[str, int]:
             live = set((await db.scalars(select(SessionRow.session_id).where(SessionRow.session_id.in_(batch), SessionRow.released_at.is_(None)))).all())
         for session_id in batch:
             if session_id not in live:
-                await _driver(ctx, "remove", ctx.driver.remove, session_id, cause="reconcile")
+                await _driver(ctx, "remove", session_id, cause="reconcile")
                 counts["removed"] += 1
     return counts
 
@@ -223,7 +222,7 @@ _AVAILABLE_IDS = (
 async def _reapply(ctx: ServiceContext, row: SessionRow, counts: dict[str, int]) -> None:
     """Build an AVAILABLE session the network lost; one it cannot carry any more ends."""
     try:
-        await _driver(ctx, "apply", ctx.driver.apply, specs.service_spec(row, ctx.inventory), cause="reconcile")
+        await _driver(ctx, "apply", specs.service_spec(row, ctx.inventory), cause="reconcile")
         counts["reapplied"] += 1
     except DriverError as exc:
         log.error("reconcile: session %s cannot be carried any more: %s", row.session_id, exc)
