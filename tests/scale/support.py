@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.servers import PREFIX, free_port, register_client
+from tests.support.sink import SinkServer
 
 PG_BIN = Path(os.environ.get("S2CVPN_PG_BIN", "/usr/lib/postgresql/15/bin"))
 FAST_ENV = {
@@ -264,7 +265,7 @@ class FlakySink:
         self.url = f"http://127.0.0.1:{self.port}/events"
         self.received: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: SinkServer | None = None
 
     def up(self) -> None:
         sink = self
@@ -283,9 +284,7 @@ class FlakySink:
             def log_message(self, *_args: Any) -> None:
                 pass
 
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
+        self._server = SinkServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def down(self) -> None:

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from s2cvpn.errors import InvalidArgument
 from s2cvpn.service import sinks
 from tests.support.payloads import session_request
 from tests.support.servers import ApiClient, ServerProcess, free_port
+from tests.support.sink import SinkServer
 
 INTERNAL = [
     "https://127.0.0.1/hook", "https://127.1.2.3/hook", "https://10.0.0.5/hook", "https://172.16.0.1/hook",
@@ -115,7 +116,7 @@ class _Recorder:
             def log_message(self, *_args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = SinkServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

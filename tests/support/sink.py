@@ -9,6 +9,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class SinkServer(ThreadingHTTPServer):
+    """``http.server``'s threading server with a listen backlog that takes a burst.
+
+    socketserver listens with a backlog of 5, and a worker posts up to 16 events at once:
+    the connections beyond the backlog waited for a SYN retransmit (1 s) or were reset, so
+    an event missed the retry it was due and came a whole backoff interval late."""
+
+    request_queue_size = 128
+    daemon_threads = True
+    allow_reuse_address = True
+
+
 class Sink:
     """Records every POST; ``answer`` sets the status it replies with (204 by default),
     ``delay`` how long each answer takes; ``most_in_flight`` is the most POSTs it held at once."""
@@ -43,7 +55,7 @@ class Sink:
             def log_message(self, *_args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = SinkServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> Sink:
