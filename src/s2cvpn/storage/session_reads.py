@@ -44,8 +44,14 @@ _COLUMNS = ", ".join(VIEW_FIELDS)
 _JSON = [VIEW_FIELDS.index(name) for name in ("request", "plan", "allocation", "actual")]
 _TIMES = [VIEW_FIELDS.index(name) for name in ("created_at", "started_at", "expires_at", "ended_at")]
 ONE = Sql(f"SELECT {_COLUMNS} FROM sessions WHERE session_id = :session")
-COUNT = Sql("SELECT count(*) FROM sessions WHERE client_id = :client")
-PAGE = Sql(f"SELECT {_COLUMNS} FROM sessions WHERE client_id = :client ORDER BY created_at, session_id LIMIT :limit OFFSET :offset")
+_COUNT = "SELECT count(*) FROM sessions WHERE client_id = :client"
+COUNT = Sql(_COUNT)
+# the count rides along with the page (an uncorrelated subquery, run once): one round trip
+# instead of two; only a page past the end, which has no row to carry it, counts apart
+PAGE = Sql(
+    f"SELECT {_COLUMNS}, ({_COUNT}) FROM sessions WHERE client_id = :client "
+    "ORDER BY created_at, session_id LIMIT :limit OFFSET :offset"
+)
 
 
 def _decode(raw: Sequence[Any]) -> SessionView:
@@ -64,9 +70,7 @@ class SessionReader:
 
     async def page(self, client_id: str, offset: int, limit: int) -> tuple[list[SessionView], int]:
         """One page of the client's sessions, oldest first, and how many it has in all."""
-        rows: Sequence[Sequence[Any]] = []
         async with self._database.reading() as tx:
-            total = int(await tx.fetchval(COUNT, client=client_id))
-            if offset < total:
-                rows = await tx.fetch(PAGE, client=client_id, limit=limit, offset=offset)
-        return [_decode(row) for row in rows], total
+            rows = await tx.fetch(PAGE, client=client_id, limit=limit, offset=offset)
+            total = int(rows[0][-1]) if rows else int(await tx.fetchval(COUNT, client=client_id))
+        return [_decode(row[:-1]) for row in rows], total
