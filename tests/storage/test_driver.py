@@ -87,6 +87,9 @@ async def test_what_the_driver_writes_the_orm_reads_and_back(migrated_url: str) 
             # the expiry sweep compares times as the ORM stored them
             assert [r.session_id for r in await session_store.lock_expired(tx, CREATED + timedelta(hours=1), 10)] == [record.session_id]
             assert await session_store.lock_expired(tx, CREATED + timedelta(minutes=59), 10) == []
+        async with database.reading() as tx:  # the sweep's cheap look first agrees with it
+            assert await session_store.any_expired(tx, CREATED + timedelta(hours=1))
+            assert not await session_store.any_expired(tx, CREATED + timedelta(minutes=59))
     finally:
         await database.close()
         await engine.dispose()

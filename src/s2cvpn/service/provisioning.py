@@ -143,6 +143,11 @@ async def expire_due(ctx: ServiceContext) -> int:
     """End every AVAILABLE session whose time is up; the index makes this cost what is due."""
     now = ctx.clock.now()
     ended = 0
+    # the worker sweeps after every batch of jobs, and almost always finds nothing: a plain
+    # read says so without the write transaction (on SQLite, the database's one write lock)
+    async with ctx.database.reading() as tx:
+        if not await session_store.any_expired(tx, now):
+            return 0
     async with ctx.database.transaction() as tx:
         for row in await session_store.lock_expired(tx, now, SWEEP_BATCH):
             await lifecycle.end(tx, ctx, row, StatusInfo.DURATION_EXPIRED, now)

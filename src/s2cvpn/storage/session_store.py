@@ -39,6 +39,7 @@ EXPIRED = Sql(
     f"SELECT {_COLUMNS} FROM sessions WHERE status = 'AVAILABLE' AND expires_at <= :now ORDER BY expires_at LIMIT :limit {{lock}}",
     lock="FOR UPDATE SKIP LOCKED",
 )
+_ANY_EXPIRED = Sql("SELECT 1 FROM sessions WHERE status = 'AVAILABLE' AND expires_at <= :now LIMIT 1")
 _INSERT = Sql(f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join(':' + name for name in _FIELDS)})")
 _UPDATES: dict[tuple[str, ...], Sql] = {}
 
@@ -60,6 +61,11 @@ async def lock_expired(tx: Transaction, now: datetime, limit: int) -> list[Sessi
     """AVAILABLE sessions whose time is up, soonest first, locked; rows another sweeper holds
     are skipped. The ``(status, expires_at)`` index makes this cost what is due."""
     return [decode(raw) for raw in await tx.fetch(EXPIRED, now=now, limit=limit)]
+
+
+async def any_expired(tx: Transaction, now: datetime) -> bool:
+    """Whether ``lock_expired`` would find anything: a plain read, no write transaction."""
+    return await tx.fetchrow(_ANY_EXPIRED, now=now) is not None
 
 
 async def insert(tx: Transaction, record: SessionRecord) -> None:

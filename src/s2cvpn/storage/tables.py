@@ -65,7 +65,7 @@ class SigningKeyRow(Base):
 class SessionRow(Base):
     __tablename__ = "sessions"
     session_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(64))  # looked up by ix_sessions_client_id_created_at
     status: Mapped[str] = mapped_column(String(16))
     status_info: Mapped[str | None] = mapped_column(String(32), nullable=True)
     request: Mapped[dict[str, Any]] = mapped_column(JSON)  # the accepted request, camelCase, no credential
