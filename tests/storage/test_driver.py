@@ -202,6 +202,28 @@ async def test_sqlite_a_failing_transaction_rolls_back_alone_within_its_commit(t
     assert statements.count("COMMIT") == 1
 
 
+async def test_sqlite_a_group_rolled_back_under_its_members_fails_them_all(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """SQLite rolls a whole transaction back itself on some errors (I/O, a full disk): the
+    members before the failure lose their writes and hear so; the next ones start anew."""
+    database, _statements = await _sqlite_database(tmp_path)
+
+    async def write(n: int) -> None:
+        async with database.transaction() as tx:
+            await tx.execute(_COUNT_WRITE, client=f"c{n}")
+            if n == 2:
+                await tx.execute(Sql("ROLLBACK"))  # what SQLite does on its own then
+                raise OSError("disk full")
+
+    try:
+        outcomes = await asyncio.gather(*(write(n) for n in range(5)), return_exceptions=True)
+        async with database.reading() as reader:
+            kept = {row[0] for row in await reader.fetch(Sql("SELECT client_id FROM rate_counts"))}
+    finally:
+        await database.close()
+    assert [type(outcome).__name__ for outcome in outcomes] == ["DatabaseUnavailable"] * 2 + ["OSError"] + ["NoneType"] * 2
+    assert kept == {"c3", "c4"}
+
+
 class _CommitFails:
     """The writer's connection, except that COMMIT fails as on a disk I/O error."""
 

@@ -19,6 +19,7 @@ each other share one (``SqliteDatabase.transaction``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sqlite3
 import time
@@ -53,6 +54,7 @@ class UniqueViolation(Exception):
     """An INSERT hit a unique key that another committed (or committing) transaction holds."""
 
 
+log = logging.getLogger(__name__)
 _NAME = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
 
@@ -422,11 +424,11 @@ class SqliteDatabase(Database):
             try:
                 yield SqliteTransaction(self._connection)
             except BaseException:
-                if self._connection.in_transaction:
+                try:
                     self._connection.execute("ROLLBACK TO member")
                     self._connection.execute("RELEASE member")
-                else:  # SQLite rolled the whole transaction back itself (I/O error, full disk...)
-                    self._end_group(group, "sqlite: the transaction was rolled back")
+                except sqlite3.Error:  # no savepoint left: SQLite rolled it all back (I/O error, full disk...)
+                    self._fail_group(group, "sqlite: the transaction was rolled back")
                 raise
             self._connection.execute("RELEASE member")
             committed = asyncio.get_running_loop().create_future()
@@ -437,16 +439,21 @@ class SqliteDatabase(Database):
         async with self._one_at_a_time:
             if self._group is not group:  # ended already, by a rollback
                 return
-            error: str | None = None
             try:
                 self._connection.execute("COMMIT")
             except sqlite3.Error as exc:
-                error = f"sqlite: {exc}"
-                try:
-                    self._connection.execute("ROLLBACK")
-                except sqlite3.Error:  # nothing left to roll back
-                    pass
-            self._end_group(group, error)
+                self._fail_group(group, f"sqlite: {exc}")
+            else:
+                self._end_group(group, None)
+
+    def _fail_group(self, group: CommitGroup, error: str) -> None:
+        """Nothing of the group is kept: roll back what is left and fail every member."""
+        if self._connection.in_transaction:
+            try:
+                self._connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.warning("sqlite: could not roll back a failed transaction group", exc_info=True)
+        self._end_group(group, error)
 
     def _end_group(self, group: CommitGroup, error: str | None) -> None:
         self._group = None
