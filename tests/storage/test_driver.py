@@ -8,15 +8,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from s2cvpn.storage import migrate, session_store
 from s2cvpn.storage.db import create_engine, session_factory
-from s2cvpn.storage.driver import DatabaseUnavailable, Sql, SqliteDatabase, UniqueViolation, open_database
+from s2cvpn.storage.driver import DatabaseUnavailable, Sql, SqliteDatabase, Transaction, UniqueViolation, open_database
 from s2cvpn.storage.session_store import SessionRecord
 from s2cvpn.storage.tables import SessionRow
 
@@ -182,21 +183,35 @@ async def test_sqlite_transactions_waiting_together_share_one_commit(tmp_path) -
     assert statements.count("BEGIN IMMEDIATE") == statements.count("COMMIT")
 
 
-async def test_sqlite_a_failing_transaction_rolls_back_alone_within_its_commit(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    database, statements = await _sqlite_database(tmp_path)
+async def _write_together(
+    database: SqliteDatabase, count: int, then: Callable[[int, Transaction], Awaitable[None]] | None = None
+) -> tuple[list[object], set[str]]:
+    """``count`` transactions queued together, each writing its row (then ``then(n, tx)``):
+    how each one ended, and the rows kept. Closes the database."""
 
     async def write(n: int) -> None:
         async with database.transaction() as tx:
             await tx.execute(_COUNT_WRITE, client=f"c{n}")
-            if n == 3:
-                raise ValueError("refused after writing")
+            if then is not None:
+                await then(n, tx)
 
     try:
-        outcomes = await asyncio.gather(*(write(n) for n in range(8)), return_exceptions=True)
+        outcomes = await asyncio.gather(*(write(n) for n in range(count)), return_exceptions=True)
         async with database.reading() as reader:
             kept = {row[0] for row in await reader.fetch(Sql("SELECT client_id FROM rate_counts"))}
     finally:
         await database.close()
+    return outcomes, kept
+
+
+async def test_sqlite_a_failing_transaction_rolls_back_alone_within_its_commit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    database, statements = await _sqlite_database(tmp_path)
+
+    async def refuse_the_fourth(n: int, _tx: Transaction) -> None:
+        if n == 3:
+            raise ValueError("refused after writing")
+
+    outcomes, kept = await _write_together(database, 8, refuse_the_fourth)
     assert [type(outcome).__name__ for outcome in outcomes] == ["NoneType"] * 3 + ["ValueError"] + ["NoneType"] * 4
     assert kept == {f"c{n}" for n in range(8)} - {"c3"}
     assert statements.count("COMMIT") == 1
@@ -207,19 +222,12 @@ async def test_sqlite_a_group_rolled_back_under_its_members_fails_them_all(tmp_p
     members before the failure lose their writes and hear so; the next ones start anew."""
     database, _statements = await _sqlite_database(tmp_path)
 
-    async def write(n: int) -> None:
-        async with database.transaction() as tx:
-            await tx.execute(_COUNT_WRITE, client=f"c{n}")
-            if n == 2:
-                await tx.execute(Sql("ROLLBACK"))  # what SQLite does on its own then
-                raise OSError("disk full")
+    async def disk_full_at_the_third(n: int, tx: Transaction) -> None:
+        if n == 2:
+            await tx.execute(Sql("ROLLBACK"))  # what SQLite does on its own then
+            raise OSError("disk full")
 
-    try:
-        outcomes = await asyncio.gather(*(write(n) for n in range(5)), return_exceptions=True)
-        async with database.reading() as reader:
-            kept = {row[0] for row in await reader.fetch(Sql("SELECT client_id FROM rate_counts"))}
-    finally:
-        await database.close()
+    outcomes, kept = await _write_together(database, 5, disk_full_at_the_third)
     assert [type(outcome).__name__ for outcome in outcomes] == ["DatabaseUnavailable"] * 2 + ["OSError"] + ["NoneType"] * 2
     assert kept == {"c3", "c4"}
 
@@ -235,28 +243,16 @@ class _CommitFails:
             raise sqlite3.OperationalError("disk I/O error")
         return self._connection.execute(statement, *args)
 
-    @property
-    def in_transaction(self) -> bool:
-        return self._connection.in_transaction
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
 
 
 async def test_sqlite_a_failed_commit_fails_every_transaction_it_carried(tmp_path) -> None:  # type: ignore[no-untyped-def]
     database, _statements = await _sqlite_database(tmp_path)
     database._connection = _CommitFails(database._connection)  # type: ignore[assignment]  # noqa: SLF001
-
-    async def write(n: int) -> None:
-        async with database.transaction() as tx:
-            await tx.execute(_COUNT_WRITE, client=f"c{n}")
-
-    try:
-        outcomes = await asyncio.gather(*(write(n) for n in range(5)), return_exceptions=True)
-        async with database.reading() as reader:
-            kept = await reader.fetch(Sql("SELECT client_id FROM rate_counts"))
-    finally:
-        database._connection = database._connection._connection  # type: ignore[attr-defined]  # noqa: SLF001
-        await database.close()
+    outcomes, kept = await _write_together(database, 5)
     assert all(isinstance(outcome, DatabaseUnavailable) for outcome in outcomes), outcomes
-    assert kept == []
+    assert kept == set()
 
 
 async def test_sqlite_waits_for_another_writer_without_blocking_the_loop(tmp_path) -> None:  # type: ignore[no-untyped-def]
