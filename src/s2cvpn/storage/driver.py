@@ -126,6 +126,11 @@ class Transaction(ABC):
     @abstractmethod
     async def fetch(self, sql: Sql, **params: Any) -> Sequence[Sequence[Any]]: ...
 
+    @abstractmethod
+    async def fetch_many(self, sql: Sql, rows: Sequence[Mapping[str, Any]]) -> Sequence[Sequence[Any]]:
+        """Run a statement once per row of parameters, in order, and return every row they
+        returned (asyncpg sends them in one go: a batch costs one round trip)."""
+
     async def fetchrow(self, sql: Sql, **params: Any) -> Sequence[Any] | None:
         rows = await self.fetch(sql, **params)
         return rows[0] if rows else None
@@ -145,26 +150,27 @@ class PostgresTransaction(Transaction):
     def _args(sql: Sql, params: Mapping[str, Any]) -> list[Any]:
         return [json_text(value) if isinstance(value, dict | list) else value for value in (params[name] for name in sql.names)]
 
-    async def execute(self, sql: Sql, **params: Any) -> int:
+    async def _call(self, method: Any, sql: Sql, *args: Any) -> Any:
+        """``method(sql, *args)`` on the connection, a taken unique key told as ``UniqueViolation``."""
         try:
-            status = await self.connection.execute(sql.postgres, *self._args(sql, params))
+            return await method(sql.postgres, *args)
         except asyncpg.UniqueViolationError as exc:
             raise UniqueViolation(str(exc)) from exc
+
+    async def execute(self, sql: Sql, **params: Any) -> int:
+        status = await self._call(self.connection.execute, sql, *self._args(sql, params))
         # the command tag ends with the row count: "UPDATE 1", "INSERT 0 1", "DELETE 3"
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
     async def execute_many(self, sql: Sql, rows: Sequence[Mapping[str, Any]]) -> None:
-        try:
-            await self.connection.executemany(sql.postgres, [self._args(sql, row) for row in rows])
-        except asyncpg.UniqueViolationError as exc:
-            raise UniqueViolation(str(exc)) from exc
+        await self._call(self.connection.executemany, sql, [self._args(sql, row) for row in rows])
 
     async def fetch(self, sql: Sql, **params: Any) -> Sequence[Sequence[Any]]:
-        try:
-            return await self.connection.fetch(sql.postgres, *self._args(sql, params))
-        except asyncpg.UniqueViolationError as exc:
-            raise UniqueViolation(str(exc)) from exc
+        return await self._call(self.connection.fetch, sql, *self._args(sql, params))
+
+    async def fetch_many(self, sql: Sql, rows: Sequence[Mapping[str, Any]]) -> Sequence[Sequence[Any]]:
+        return await self._call(self.connection.fetchmany, sql, [self._args(sql, row) for row in rows])
 
 
 class SqliteTransaction(Transaction):
@@ -202,6 +208,9 @@ class SqliteTransaction(Transaction):
 
     async def fetch(self, sql: Sql, **params: Any) -> Sequence[Sequence[Any]]:
         return self._run(sql, params).fetchall()
+
+    async def fetch_many(self, sql: Sql, rows: Sequence[Mapping[str, Any]]) -> Sequence[Sequence[Any]]:
+        return [returned for row in rows for returned in self._run(sql, row).fetchall()]
 
 
 class ConnectionLender:

@@ -2,9 +2,10 @@
 
 Each resource (link id or ``port:<attachment>``) has one ``resource_load`` counter. A
 reservation is a guarded ``UPDATE ... SET reserved = reserved + :mbps WHERE reserved +
-:mbps <= :capacity`` whose rowcount says whether it fitted: PostgreSQL's row lock and
-SQLite's ``BEGIN IMMEDIATE`` make concurrent reservations queue on the same row, so the
-check and the write are one step. ``reservations`` rows record what each session holds,
+:mbps <= :capacity RETURNING`` whose answer says whether it fitted: PostgreSQL's row lock
+and SQLite's ``BEGIN IMMEDIATE`` make concurrent reservations queue on the same row, so the
+check and the write are one step. A session's changes go as one batch (asyncpg sends it in
+one round trip), in sorted order. ``reservations`` rows record what each session holds,
 so releasing returns exactly that, and "counter == sum of live reservations" holds.
 """
 
@@ -30,9 +31,10 @@ class CapacityRace(Exception):
 _ENSURE = insert_or_skip(ResourceLoadRow.__table__)
 _CURRENT_LOAD = Sql("SELECT resource_id, reserved_mbps FROM resource_load WHERE reserved_mbps > 0")
 _HELD_BY = Sql("SELECT resource_id, mbps FROM reservations WHERE session_id = :session")
-_GROW = Sql(
+# a growth is guarded by the capacity, a shrink always applies; RETURNING says which applied
+_ADJUST = Sql(
     "UPDATE resource_load SET reserved_mbps = reserved_mbps + :delta "
-    "WHERE resource_id = :resource AND reserved_mbps + :delta <= :capacity"
+    "WHERE resource_id = :resource AND (:delta <= 0 OR reserved_mbps + :delta <= :capacity) RETURNING resource_id"
 )
 _SHRINK = Sql("UPDATE resource_load SET reserved_mbps = reserved_mbps - :delta WHERE resource_id = :resource")
 _HOLD = Sql("INSERT INTO reservations (session_id, resource_id, mbps) VALUES (:session, :resource, :mbps)")
@@ -73,13 +75,16 @@ async def set_reservation(
     """
     if held is None:
         held = await held_by(tx, session_id)
-    for resource_id in sorted(set(held) | set(demands)):
-        before, after = held.get(resource_id, 0), demands.get(resource_id, 0)
-        if after > before:
-            if await tx.execute(_GROW, resource=resource_id, delta=after - before, capacity=capacity_of(resource_id)) != 1:
-                raise CapacityRace(resource_id)
-        elif after < before:
-            await tx.execute(_SHRINK, resource=resource_id, delta=before - after)
+    changes = [
+        {"resource": rid, "delta": delta, "capacity": capacity_of(rid) if delta > 0 else 0}
+        for rid in sorted(set(held) | set(demands))
+        if (delta := demands.get(rid, 0) - held.get(rid, 0))
+    ]
+    if changes:  # one batch (one round trip on PostgreSQL), rows locked in sorted order
+        applied = {row[0] for row in await tx.fetch_many(_ADJUST, changes)}
+        for change in changes:
+            if change["delta"] > 0 and change["resource"] not in applied:
+                raise CapacityRace(change["resource"])
     if held:
         await tx.execute(_FORGET, session=session_id)
     rows = [{"session": session_id, "resource": rid, "mbps": mbps} for rid, mbps in demands.items() if mbps > 0]
@@ -90,5 +95,5 @@ async def set_reservation(
 async def release(tx: Transaction, session_id: str) -> None:
     """Return everything the session holds (its reservation rows go, telling what to give back). Idempotent."""
     held = dict(await tx.fetch(_FORGET_HELD, session=session_id))
-    for resource_id in sorted(held):  # the same order as set_reservation: no lock cycles
-        await tx.execute(_SHRINK, resource=resource_id, delta=held[resource_id])
+    if held:  # one batch, in the same order as set_reservation: no lock cycles
+        await tx.execute_many(_SHRINK, [{"resource": rid, "delta": held[rid]} for rid in sorted(held)])
