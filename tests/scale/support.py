@@ -184,21 +184,11 @@ def storage_problems(database_url: str) -> list[str]:
             problems.append(f"{row['n']} negative loads")
     for row in query(
         database_url,
-        """SELECT p.session_id FROM pool_slots p LEFT JOIN sessions s USING (session_id)
-            WHERE s.session_id IS NULL OR s.released_at IS NOT NULL""",
-    ):
-        problems.append(f"orphan pool slot of {row['session_id']}")
-    for row in query(
-        database_url,
         """SELECT DISTINCT r.session_id FROM reservations r LEFT JOIN sessions s USING (session_id)
             WHERE s.session_id IS NULL OR s.released_at IS NOT NULL""",
     ):
         problems.append(f"orphan reservation of {row['session_id']}")
-    for row in query(
-        database_url,
-        """SELECT s.session_id FROM sessions s LEFT JOIN pool_slots p USING (session_id)
-            WHERE s.released_at IS NULL AND p.session_id IS NULL""",
-    ):
+    for row in query(database_url, "SELECT session_id FROM sessions WHERE released_at IS NULL AND slot IS NULL"):
         problems.append(f"live session {row['session_id']} without a pool slot")
     return problems
 

@@ -23,7 +23,7 @@ from s2cvpn.errors import DriverUnavailable
 from s2cvpn.jobs.worker import Worker
 from s2cvpn.service import provisioning
 from s2cvpn.service import sessions as session_service
-from s2cvpn.storage.tables import JobRow, PoolSlotRow, ReservationRow, ResourceLoadRow, SessionRow
+from s2cvpn.storage.tables import JobRow, ReservationRow, ResourceLoadRow, SessionRow
 from tests.support.payloads import LISBON_CE, MADRID_CE, PORTO_CE, protected_request, session_request
 
 
@@ -61,12 +61,15 @@ async def _check(ctx: Any) -> None:
             (await db.execute(select(ReservationRow.resource_id, func.sum(ReservationRow.mbps)).group_by(ReservationRow.resource_id))).all()
         )
         holders = set((await db.scalars(select(ReservationRow.session_id))).all())
-        slot_holders = set((await db.scalars(select(PoolSlotRow.session_id))).all())
-        unreleased = set((await db.scalars(select(SessionRow.session_id).where(SessionRow.released_at.is_(None)))).all())
+        placed = (await db.execute(select(SessionRow.session_id, SessionRow.slot, SessionRow.allocation).where(SessionRow.released_at.is_(None)))).all()
+    unreleased = {row.session_id for row in placed}
     for resource_id, reserved in counters.items():
         assert reserved == (sums.get(resource_id) or 0), resource_id
         assert 0 <= reserved <= ctx.inventory.capacity_of(resource_id, day), resource_id
-    assert holders <= unreleased and slot_holders <= unreleased
+    assert holders <= unreleased
+    # every session not yet released holds its own slot, the one its pools derive from
+    assert all(row.slot is not None and row.slot == row.allocation["slot"] for row in placed)
+    assert len({row.slot for row in placed}) == len(placed)
 
 
 async def _drain(worker: Worker) -> None:
@@ -81,12 +84,9 @@ async def _scenario(config: Settings, operations: list[tuple[Any, ...]]) -> None
     clock = FakeClock()
     async with open_context(config, clock=clock, migrate_first=False) as ctx:
         async with ctx.db() as db, db.begin():  # each example starts from an empty network
-            for table in (SessionRow, ReservationRow, PoolSlotRow, JobRow):
+            for table in (SessionRow, ReservationRow, JobRow):
                 await db.execute(delete(table))
             await db.execute(ResourceLoadRow.__table__.update().values(reserved_mbps=0))
-            from s2cvpn.storage.tables import ActiveKeyRow
-
-            await db.execute(delete(ActiveKeyRow))
         worker = Worker(ctx)
         created: list[str] = []
         fail_next = {"apply": False}

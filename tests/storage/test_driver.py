@@ -54,6 +54,7 @@ def _record(n: int) -> SessionRecord:
         sink_gone=False,
         dedup_key=f"key-{n}",
         released_at=None,
+        slot=n,
     )
 
 
@@ -110,7 +111,7 @@ async def test_a_failed_transaction_leaves_nothing_and_a_taken_key_is_a_unique_v
             await session_store.insert(tx, _record(3))
         with pytest.raises(UniqueViolation):
             async with database.transaction() as tx:
-                await session_store.insert(tx, _record(3))
+                await session_store.insert(tx, replace(_record(3), slot=30))
         async with database.transaction() as tx:  # the connection is sound after both failures
             assert await session_store.get(tx, _record(3).session_id) == _record(3)
     finally:

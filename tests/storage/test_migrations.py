@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
 
 from s2cvpn.storage.db import create_engine
 from s2cvpn.storage.tables import Base
@@ -53,3 +55,56 @@ def test_migrations_match_the_tables(fresh_database_url: str) -> None:
             await engine.dispose()
 
     assert asyncio.run(differences()) == []
+
+
+def test_0006_moves_slots_and_keys_onto_sessions_and_back(fresh_database_url: str) -> None:
+    """Sessions stored before 0006 keep their slot (held or not) and their key (live or
+    not) after it, and a downgrade writes the old tables back."""
+    from sqlalchemy import text
+
+    from s2cvpn.storage import migrate
+
+    migrate.upgrade(fresh_database_url, "0005")
+    columns = "session_id, client_id, status, request, sla, bandwidth_mbps, duration_hours, created_at, sink_gone, dedup_key, released_at"
+    sessions = [  # (id, status, released, dedup key, slot held)
+        ("live", "AVAILABLE", None, "k-live", 3),
+        ("ended", "UNAVAILABLE", None, "k-ended", 4),  # teardown not run yet: slot still held
+        ("gone", "UNAVAILABLE", "2026-11-28 13:00:00", "k-gone", None),
+    ]
+
+    async def run(*statements: str) -> list[tuple[object, ...]]:
+        engine = create_engine(fresh_database_url)
+        try:
+            async with engine.begin() as connection:
+                rows: list[tuple[object, ...]] = []
+                for statement in statements:
+                    result = await connection.execute(text(statement))
+                    rows = [tuple(row) for row in result] if result.returns_rows else []
+                return rows
+        finally:
+            await engine.dispose()
+
+    inserts = []
+    for session_id, status, released, key, slot in sessions:
+        released_sql = "NULL" if released is None else f"'{released}'"
+        inserts.append(
+            f"INSERT INTO sessions ({columns}) VALUES ('{session_id}', 'c', '{status}', '{{}}', 'A', 10, 1.0, "
+            f"'2026-11-28 12:00:00', false, '{key}', {released_sql})"
+        )
+        if slot is not None:
+            inserts.append(f"INSERT INTO pool_slots (slot, session_id) VALUES ({slot}, '{session_id}')")
+        if status == "AVAILABLE":
+            inserts.append(f"INSERT INTO active_keys (dedup_key, session_id) VALUES ('{key}', '{session_id}')")
+    asyncio.run(run(*inserts))
+
+    migrate.upgrade(fresh_database_url)
+    assert asyncio.run(run("SELECT session_id, slot FROM sessions ORDER BY session_id")) == [("ended", 4), ("gone", None), ("live", 3)]
+    twin = inserts[0].replace("'live'", "'twin'")  # another live session with the same key
+    with pytest.raises(IntegrityError):
+        asyncio.run(run(twin))
+
+    from alembic import command
+
+    command.downgrade(migrate.alembic_config(fresh_database_url), "0005")
+    assert asyncio.run(run("SELECT slot, session_id FROM pool_slots ORDER BY slot")) == [(3, "live"), (4, "ended")]
+    assert asyncio.run(run("SELECT dedup_key, session_id FROM active_keys")) == [("k-live", "live")]

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from s2cvpn.domain.session import Status, StatusInfo, hours_delta
 from s2cvpn.service import notifications
 from s2cvpn.service.context import ServiceContext
-from s2cvpn.storage import dedup, jobs, reservations, session_store, slots
+from s2cvpn.storage import jobs, reservations, session_store
 from s2cvpn.storage.driver import Transaction
 from s2cvpn.storage.session_store import SessionRecord
 
@@ -34,7 +34,8 @@ async def start(tx: Transaction, ctx: ServiceContext, row: SessionRecord, now: d
 async def end(
     tx: Transaction, ctx: ServiceContext, row: SessionRecord, info: StatusInfo, now: datetime, *, delete_after: bool = False
 ) -> SessionRecord:
-    """Any live state -> UNAVAILABLE: the key is free at once; teardown returns the resources."""
+    """Any live state -> UNAVAILABLE: the duplicate key is free at once (the status leaves
+    ``ux_sessions_live_dedup_key``); teardown returns the resources."""
     if row.status == Status.REQUESTED:  # a provisioning no worker has started would only find it ended
         await jobs.cancel_unclaimed(tx, row.session_id, "provision")
     end_at = row.expires_at if info == StatusInfo.DURATION_EXPIRED and row.expires_at and row.expires_at <= now else now
@@ -47,7 +48,6 @@ async def end(
         expires_at=end_at,
         purge_at=now + timedelta(seconds=ctx.settings.retention_seconds),
     )
-    await dedup.free_key(tx, row.session_id)
     await notifications.notify_status(tx, ctx, row, now)
     await jobs.enqueue(tx, kind="teardown", session_id=row.session_id, now=now, payload={"delete": delete_after})
     ctx.work_ready.set()
@@ -55,8 +55,7 @@ async def end(
 
 
 async def release_network(tx: Transaction, session_id: str) -> None:
-    """After teardown: pool slot and capacity go back. Idempotent. Callers run it last
-    before the commit: the capacity counters it locks are shared by every session on the
-    same links."""
-    await slots.return_slot(tx, session_id)
+    """After teardown: capacity goes back (the pool slot went with the row's ``released_at``
+    or its deletion). Idempotent. Callers run it last before the commit: the capacity
+    counters it locks are shared by every session on the same links."""
     await reservations.release(tx, session_id)

@@ -100,13 +100,17 @@ async def teardown(ctx: ServiceContext, session_id: str, done: JobDone, *, delet
     now = ctx.clock.now()
     async with ctx.database.transaction() as tx:
         await done(tx)
-        row = await session_store.get(tx, session_id, lock=True)
-        if row is None:
-            return
-        if delete_after or row.status_info == StatusInfo.DELETE_REQUESTED:
-            await session_store.delete(tx, session_id)
+        if delete_after:  # deleted through the API: the row goes (one statement, no read first)
+            if not await session_store.delete(tx, session_id):
+                return
         else:
-            await session_store.update(tx, row, released_at=now)
+            row = await session_store.get(tx, session_id, lock=True)
+            if row is None:
+                return
+            if row.status_info == StatusInfo.DELETE_REQUESTED:  # deleted through the API after it ended
+                await session_store.delete(tx, session_id)
+            else:
+                await session_store.update(tx, row, released_at=now)
         await lifecycle.release_network(tx, session_id)
 
 

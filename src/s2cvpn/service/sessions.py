@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import replace
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -19,7 +20,7 @@ from s2cvpn.network import planner, pools, resolve
 from s2cvpn.network.plans import ConnectionRequest, Plan
 from s2cvpn.service import lifecycle, sinks, specs
 from s2cvpn.service.context import ServiceContext
-from s2cvpn.storage import dedup, idempotency, jobs, reservations, session_store, slots
+from s2cvpn.storage import idempotency, jobs, reservations, session_store, slots
 from s2cvpn.storage.driver import Transaction, UniqueViolation
 from s2cvpn.storage.session_reads import SessionView
 from s2cvpn.storage.session_store import SessionRecord
@@ -109,12 +110,14 @@ async def create_session(
             if first is not None:
                 return first, False
         await _check_quota(tx, ctx, client_id)
-        if not await dedup.claim_key(tx, dedup_key, session_id):
-            raise errors.AlreadyExists(DUPLICATE)
-        plan = await _plan(tx, ctx, request, now, held={})
-        slot = await slots.take_slot(tx, session_id, pools.pool_size(ctx.inventory))
-        allocation = pools.allocation_for(ctx.inventory, slot, 2 if plan.secondary else 1)
-        record = SessionRecord(
+        try:
+            plan = await _plan(tx, ctx, request, now, held={})
+        except errors.S2CError:
+            # a twin of a live session is told so, not that it does not fit beside its twin
+            if await session_store.has_live_twin(tx, dedup_key):
+                raise errors.AlreadyExists(DUPLICATE) from None
+            raise
+        unplaced = SessionRecord(
             session_id=session_id,
             client_id=client_id,
             status=Status.REQUESTED,
@@ -130,15 +133,20 @@ async def create_session(
             ended_at=None,
             purge_at=None,
             plan=specs.plan_to_json(plan),
-            allocation=specs.allocation_to_json(allocation),
+            allocation=None,
             actual=lifecycle.planned_actuals(body["sla"], body["guaranteeBandwidth"], plan.latency_ms),
             sink=body.get("sink"),
             sink_credential=credential,
             sink_gone=False,
             dedup_key=dedup_key,
             released_at=None,
+            slot=None,
         )
-        await session_store.insert(tx, record)
+        async for slot in slots.candidate_slots(tx, pools.pool_size(ctx.inventory)):
+            allocation = pools.allocation_for(ctx.inventory, slot, 2 if plan.secondary else 1)
+            record = replace(unplaced, slot=slot, allocation=specs.allocation_to_json(allocation))
+            if await session_store.insert(tx, record):  # False: the slot is held; a live twin raises UniqueViolation
+                break
         if idempotency_key:
             await idempotency.remember(tx, client_id, idempotency_key, session_id, now)
         await jobs.enqueue(tx, kind="provision", session_id=session_id, now=now)

@@ -9,9 +9,9 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
-from s2cvpn.domain.session import LIVE_STATUSES
 from s2cvpn.storage.driver import POSTGRES, Sql, Transaction, decode_row
 from s2cvpn.storage.session_reads import SessionView
+from s2cvpn.storage.tables import HELD_SLOT, LIVE_SESSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,7 @@ class SessionRecord(SessionView):
     sink_gone: bool
     dedup_key: str
     released_at: datetime | None
+    slot: int | None  # the pool slot, held until released_at (see ``slots``)
 
 
 _FIELDS = tuple(field.name for field in fields(SessionRecord))
@@ -40,7 +41,12 @@ EXPIRED = Sql(
     lock="FOR UPDATE SKIP LOCKED",
 )
 _ANY_EXPIRED = Sql("SELECT 1 FROM sessions WHERE status = 'AVAILABLE' AND expires_at <= :now LIMIT 1")
-_INSERT = Sql(f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join(':' + name for name in _FIELDS)})")
+# a slot another session holds skips the insert (no row returned); a live twin's key fails it
+_INSERT = Sql(
+    f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join(':' + name for name in _FIELDS)}) "
+    f"ON CONFLICT (slot) WHERE {HELD_SLOT} DO NOTHING RETURNING session_id"
+)
+_LIVE_TWIN = Sql(f"SELECT 1 FROM sessions WHERE dedup_key = :key AND {LIVE_SESSION}")
 _UPDATES: dict[tuple[str, ...], Sql] = {}
 
 
@@ -68,8 +74,17 @@ async def any_expired(tx: Transaction, now: datetime) -> bool:
     return await tx.fetchrow(_ANY_EXPIRED, now=now) is not None
 
 
-async def insert(tx: Transaction, record: SessionRecord) -> None:
-    await tx.execute(_INSERT, **{name: getattr(record, name) for name in _FIELDS})
+async def insert(tx: Transaction, record: SessionRecord) -> bool:
+    """Write a new session; False when its slot is held by another (nothing written).
+
+    A live session with the same ``dedup_key`` raises ``UniqueViolation`` (on PostgreSQL
+    once that session's transaction commits, if it has not yet)."""
+    return await tx.fetchrow(_INSERT, **{name: getattr(record, name) for name in _FIELDS}) is not None
+
+
+async def has_live_twin(tx: Transaction, dedup_key: str) -> bool:
+    """Whether a live session holds ``dedup_key``."""
+    return await tx.fetchrow(_LIVE_TWIN, key=dedup_key) is not None
 
 
 async def update(tx: Transaction, record: SessionRecord, **changes: Any) -> SessionRecord:
@@ -87,16 +102,13 @@ async def update(tx: Transaction, record: SessionRecord, **changes: Any) -> Sess
 _DELETE = Sql("DELETE FROM sessions WHERE session_id = :session")
 
 
-async def delete(tx: Transaction, session_id: str) -> None:
-    await tx.execute(_DELETE, session=session_id)
+async def delete(tx: Transaction, session_id: str) -> bool:
+    """Forget the session; False when it was already gone."""
+    return bool(await tx.execute(_DELETE, session=session_id))
 
 
 _LOCK_CLIENT = Sql("SELECT pg_advisory_xact_lock(hashtextextended(:client, 0))")
-_COUNT_LIVE = Sql(
-    "SELECT count(*) FROM sessions WHERE client_id = :client AND status IN ("
-    + ", ".join(f"'{status.value}'" for status in LIVE_STATUSES)
-    + ")"
-)
+_COUNT_LIVE = Sql(f"SELECT count(*) FROM sessions WHERE client_id = :client AND {LIVE_SESSION}")
 
 
 async def count_live(tx: Transaction, client_id: str) -> int:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, MetaData, String, Text, TypeDecorator
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, MetaData, String, Text, TypeDecorator, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from s2cvpn.domain.session import LIVE_STATUSES
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -35,6 +37,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# the predicates of the sessions table's partial unique indexes, as SQL: the hot path's
+# statements repeat them (an ON CONFLICT target names its partial index by its predicate)
+LIVE_SESSION = "status IN (" + ", ".join(f"'{status.value}'" for status in LIVE_STATUSES) + ")"
+HELD_SLOT = "released_at IS NULL"
 
 
 class Base(DeclarativeBase):
@@ -86,19 +94,19 @@ class SessionRow(Base):
     sink_gone: Mapped[bool] = mapped_column(Boolean, default=False)  # the sink answered 410
     dedup_key: Mapped[str] = mapped_column(String(64))
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # network torn down, resources back
+    # the session's slot in the resource pools (every pool value derives from it); NULL only
+    # for sessions released before migration 0006
+    slot: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (
         Index("ix_sessions_status_expires_at", "status", "expires_at"),
         Index("ix_sessions_client_id_created_at", "client_id", "created_at", "session_id"),
+        # the database refuses a live twin (same client, CE, PE and servers) even when two
+        # creates race: the loser's insert waits for the winner's commit and fails
+        Index("ux_sessions_live_dedup_key", "dedup_key", unique=True, sqlite_where=text(LIVE_SESSION), postgresql_where=text(LIVE_SESSION)),
+        # a slot is held until the network is torn down
+        Index("ux_sessions_held_slot", "slot", unique=True, sqlite_where=text(HELD_SLOT), postgresql_where=text(HELD_SLOT)),
     )
-
-
-class ActiveKeyRow(Base):
-    """One row per live session's duplicate-detection key: the unique key refuses twins."""
-
-    __tablename__ = "active_keys"
-    dedup_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    session_id: Mapped[str] = mapped_column(String(36), unique=True)
 
 
 class IdempotencyRow(Base):
@@ -122,14 +130,6 @@ class ReservationRow(Base):
     session_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     resource_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     mbps: Mapped[int] = mapped_column(BigInteger)
-
-
-class PoolSlotRow(Base):
-    """A session's slot in the resource pools; every pool value derives from it."""
-
-    __tablename__ = "pool_slots"
-    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    session_id: Mapped[str] = mapped_column(String(36), unique=True)
 
 
 class JobRow(Base):

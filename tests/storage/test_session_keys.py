@@ -1,0 +1,138 @@
+"""What the sessions row itself refuses, on both databases: a pool slot that another
+session holds until it is released (``ux_sessions_held_slot``), and the duplicate key of
+a live session (``ux_sessions_live_dedup_key``); and how ``slots.candidate_slots`` finds
+a free slot, the last one, or none."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from s2cvpn.storage import migrate, session_store, slots
+from s2cvpn.storage.driver import Database, Transaction, UniqueViolation, open_database
+from s2cvpn.storage.session_store import SessionRecord
+
+NOW = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def migrated_url(fresh_database_url: str) -> Iterator[str]:
+    migrate.upgrade(fresh_database_url)
+    yield fresh_database_url
+
+
+@pytest.fixture
+async def database(migrated_url: str) -> AsyncIterator[Database]:
+    database = open_database(migrated_url)
+    yield database
+    await database.close()
+
+
+def _session(n: int, *, slot: int, key: str | None = None) -> SessionRecord:
+    return SessionRecord(
+        session_id=f"00000000-0000-4000-8000-{n:012d}",
+        client_id="alice",
+        status="REQUESTED",
+        status_info=None,
+        request={"sla": "A"},
+        sla="A",
+        bandwidth_mbps=10,
+        max_latency_ms=None,
+        duration_hours=1.0,
+        created_at=NOW,
+        started_at=None,
+        expires_at=None,
+        ended_at=None,
+        plan=None,
+        allocation={"slot": slot},
+        actual=None,
+        purge_at=None,
+        sink=None,
+        sink_credential=None,
+        sink_gone=False,
+        dedup_key=key or f"key-{n}",
+        released_at=None,
+        slot=slot,
+    )
+
+
+async def _stored(database: Database, record: SessionRecord) -> SessionRecord | None:
+    async with database.reading() as tx:
+        return await session_store.get(tx, record.session_id)
+
+
+async def test_a_held_slot_is_refused_until_its_session_is_released(database: Database) -> None:
+    first = _session(1, slot=5)
+    async with database.transaction() as tx:
+        assert await session_store.insert(tx, first)
+    second = _session(2, slot=5)
+    async with database.transaction() as tx:
+        assert not await session_store.insert(tx, second)
+    assert await _stored(database, second) is None
+    async with database.transaction() as tx:  # ended, but its network not yet torn down: still held
+        ended = await session_store.update(tx, first, status="UNAVAILABLE")
+        assert not await session_store.insert(tx, second)
+    async with database.transaction() as tx:
+        await session_store.update(tx, ended, released_at=NOW)
+        assert await session_store.insert(tx, second)
+    assert await _stored(database, second) == second
+
+
+async def test_a_deleted_session_gives_its_slot_back(database: Database) -> None:
+    async with database.transaction() as tx:
+        assert await session_store.insert(tx, _session(1, slot=7))
+        await session_store.delete(tx, _session(1, slot=7).session_id)
+        assert await session_store.insert(tx, _session(2, slot=7))
+
+
+async def test_a_live_twin_is_a_unique_violation_and_an_ended_one_is_not(database: Database) -> None:
+    first = _session(1, slot=1, key="twin")
+    async with database.transaction() as tx:
+        assert await session_store.insert(tx, first)
+    with pytest.raises(UniqueViolation):
+        async with database.transaction() as tx:
+            await session_store.insert(tx, _session(2, slot=2, key="twin"))
+    async with database.transaction() as tx:
+        assert await session_store.has_live_twin(tx, "twin")
+        available = await session_store.update(tx, first, status="AVAILABLE")
+    with pytest.raises(UniqueViolation):
+        async with database.transaction() as tx:
+            await session_store.insert(tx, _session(2, slot=2, key="twin"))
+    async with database.transaction() as tx:
+        await session_store.update(tx, available, status="UNAVAILABLE")
+        assert not await session_store.has_live_twin(tx, "twin")
+        assert await session_store.insert(tx, _session(2, slot=2, key="twin"))
+
+
+async def _place(tx: Transaction, n: int, size: int) -> int:
+    async for slot in slots.candidate_slots(tx, size):
+        if await session_store.insert(tx, _session(n, slot=slot)):
+            return slot
+    raise AssertionError("candidate_slots ended without raising")
+
+
+async def test_candidate_slots_fill_the_pool_then_refuse(database: Database) -> None:
+    size = 4
+    async with database.transaction() as tx:
+        taken = [await _place(tx, n, size) for n in range(size)]
+    assert sorted(taken) == list(range(size))
+    with pytest.raises(slots.PoolExhausted):
+        async with database.transaction() as tx:
+            await _place(tx, size, size)
+
+
+async def test_without_random_draws_the_lowest_free_slot_is_taken(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(slots, "RANDOM_DRAWS", 0)
+    async with database.transaction() as tx:
+        for n, slot in enumerate((1, 2, 4)):
+            assert await session_store.insert(tx, _session(n, slot=slot))
+        assert await _place(tx, 10, 6) == 0  # slot 0 free
+        assert await _place(tx, 11, 6) == 3  # the first gap
+        assert await _place(tx, 12, 6) == 5
+        await session_store.update(tx, _session(1, slot=2), released_at=NOW)
+        assert await _place(tx, 13, 6) == 2  # a released session's slot is free again
+        with pytest.raises(slots.PoolExhausted):
+            await _place(tx, 14, 6)
