@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.support.payloads import CLOUD_PE, session_request
+from tests.support.payloads import CAPACITY_CE, CLOUD_PE, session_request
 from tests.support.servers import PREFIX, ApiClient, ServerProcess, free_port
 
 
@@ -152,6 +152,20 @@ def test_duplicate_active_session_is_409(client: ApiClient) -> None:
     body = session_request()
     assert client.post("/sessions", json=body).status_code == 201
     assert_error(client.post("/sessions", json=copy.deepcopy(body)), 409, "ALREADY_EXISTS")
+
+
+def test_a_twin_that_would_not_fit_beside_its_original_is_still_409(client: ApiClient) -> None:
+    """The original takes 900 of its port's 1000 Mbps: the twin is told it is a twin, not
+    that the port is full."""
+    body = session_request(ce=CAPACITY_CE, bandwidth=900)
+    first = client.post("/sessions", json=body)
+    assert first.status_code == 201, first.text
+    try:
+        assert_error(client.post("/sessions", json=copy.deepcopy(body)), 409, "ALREADY_EXISTS")
+        assert client.get("/sessions").json()["pagination"]["totalCount"] == 1
+    finally:
+        client.delete(f"/sessions/{first.json()['sessionId']}")
+        client.wait_gone(first.json()["sessionId"])
 
 
 def test_patch_and_extend_when_not_available_is_409(client: ApiClient) -> None:
