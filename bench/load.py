@@ -192,7 +192,10 @@ def clone_sessions(database_url: str, template: str, count: int, *, client_id: s
         "client_id": owner,
         "dedup_key": "md5(g::text || random()::text)" if postgres else "hex(randomblob(16))",
         "created_at": "created_at + g * interval '1 millisecond'" if postgres else "created_at",
-        "slot": "NULL",  # the clones hold no pool slot (the template's is unique to it)
+        # the clones hold no pool slot (the template's is unique to it) and no capacity: no
+        # counter counts them, so a released clone gives nothing back if it is ever torn down
+        "slot": "NULL",
+        "released_at": "created_at",
     }
     select_list = ", ".join(overrides.get(c, c) for c in columns)
     series = "generate_series(1, :n) AS g" if postgres else "(WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < :n) SELECT g FROM s)"

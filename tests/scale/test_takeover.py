@@ -79,7 +79,8 @@ def test_kill_9_in_the_middle_is_taken_over_after_the_lease(cluster: Cluster, ph
     assert heir.metrics()[("s2cvpn_driver_calls_total", (("cause", "job"), ("op", "apply" if phase == "provision" else "remove")))] == 1
     assert storage_problems(cluster.database_url) == []
     load = query(cluster.database_url, "SELECT coalesce(sum(reserved_mbps), 0) AS s FROM resource_load")[0]["s"]
-    assert load == (0 if phase == "teardown" else 5 * len(query(cluster.database_url, "SELECT 1 FROM reservations WHERE session_id = $1", sid)) )
+    demands = query(cluster.database_url, "SELECT count(*) AS n FROM sessions, json_each_text(plan -> 'demands') WHERE session_id = $1", sid)
+    assert load == (0 if phase == "teardown" else 5 * demands[0]["n"])
     slots = query(cluster.database_url, "SELECT session_id FROM sessions WHERE slot IS NOT NULL AND released_at IS NULL")
     assert [r["session_id"] for r in slots] == ([] if phase == "teardown" else [sid])
 

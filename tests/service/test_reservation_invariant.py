@@ -6,6 +6,7 @@ a session that has ended holds nothing once torn down."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 
 from s2cvpn import errors
 from s2cvpn.bootstrap import open_context
@@ -23,7 +24,7 @@ from s2cvpn.errors import DriverUnavailable
 from s2cvpn.jobs.worker import Worker
 from s2cvpn.service import provisioning
 from s2cvpn.service import sessions as session_service
-from s2cvpn.storage.tables import JobRow, ReservationRow, ResourceLoadRow, SessionRow
+from s2cvpn.storage.tables import JobRow, ResourceLoadRow, SessionRow
 from tests.support.payloads import LISBON_CE, MADRID_CE, PORTO_CE, protected_request, session_request
 
 
@@ -57,16 +58,15 @@ async def _check(ctx: Any) -> None:
     day = ctx.clock.now().date()
     async with ctx.db() as db:
         counters = dict((await db.execute(select(ResourceLoadRow.resource_id, ResourceLoadRow.reserved_mbps))).all())
-        sums = dict(
-            (await db.execute(select(ReservationRow.resource_id, func.sum(ReservationRow.mbps)).group_by(ReservationRow.resource_id))).all()
-        )
-        holders = set((await db.scalars(select(ReservationRow.session_id))).all())
-        placed = (await db.execute(select(SessionRow.session_id, SessionRow.slot, SessionRow.allocation).where(SessionRow.released_at.is_(None)))).all()
-    unreleased = {row.session_id for row in placed}
+        unreleased = select(SessionRow.slot, SessionRow.allocation, SessionRow.plan).where(SessionRow.released_at.is_(None))
+        placed = (await db.execute(unreleased)).all()
+    sums: Counter[str] = Counter()
+    for row in placed:  # a session holds its plan's demands until it is released
+        sums.update(row.plan["demands"])
     for resource_id, reserved in counters.items():
-        assert reserved == (sums.get(resource_id) or 0), resource_id
+        assert reserved == sums[resource_id], resource_id
         assert 0 <= reserved <= ctx.inventory.capacity_of(resource_id, day), resource_id
-    assert holders <= unreleased
+    assert set(sums) <= set(counters)
     # every session not yet released holds its own slot, the one its pools derive from
     assert all(row.slot is not None and row.slot == row.allocation["slot"] for row in placed)
     assert len({row.slot for row in placed}) == len(placed)
@@ -84,7 +84,7 @@ async def _scenario(config: Settings, operations: list[tuple[Any, ...]]) -> None
     clock = FakeClock()
     async with open_context(config, clock=clock, migrate_first=False) as ctx:
         async with ctx.db() as db, db.begin():  # each example starts from an empty network
-            for table in (SessionRow, ReservationRow, JobRow):
+            for table in (SessionRow, JobRow):
                 await db.execute(delete(table))
             await db.execute(ResourceLoadRow.__table__.update().values(reserved_mbps=0))
         worker = Worker(ctx)

@@ -59,13 +59,14 @@ def test_migrations_match_the_tables(fresh_database_url: str) -> None:
 
 def test_0006_moves_slots_and_keys_onto_sessions_and_back(fresh_database_url: str) -> None:
     """Sessions stored before 0006 keep their slot (held or not) and their key (live or
-    not) after it, and a downgrade writes the old tables back."""
+    not) after it, and a downgrade writes the old tables back, reservations from the plans
+    of the sessions not yet released."""
     from sqlalchemy import text
 
     from s2cvpn.storage import migrate
 
     migrate.upgrade(fresh_database_url, "0005")
-    columns = "session_id, client_id, status, request, sla, bandwidth_mbps, duration_hours, created_at, sink_gone, dedup_key, released_at"
+    columns = "session_id, client_id, status, request, sla, bandwidth_mbps, duration_hours, created_at, sink_gone, dedup_key, released_at, plan"
     sessions = [  # (id, status, released, dedup key, slot held)
         ("live", "AVAILABLE", None, "k-live", 3),
         ("ended", "UNAVAILABLE", None, "k-ended", 4),  # teardown not run yet: slot still held
@@ -89,8 +90,10 @@ def test_0006_moves_slots_and_keys_onto_sessions_and_back(fresh_database_url: st
         released_sql = "NULL" if released is None else f"'{released}'"
         inserts.append(
             f"INSERT INTO sessions ({columns}) VALUES ('{session_id}', 'c', '{status}', '{{}}', 'A', 10, 1.0, "
-            f"'2026-11-28 12:00:00', false, '{key}', {released_sql})"
+            f"'2026-11-28 12:00:00', false, '{key}', {released_sql}, '{{\"demands\": {{\"port:{session_id}\": 10}}}}')"
         )
+        if released is None:
+            inserts.append(f"INSERT INTO reservations (session_id, resource_id, mbps) VALUES ('{session_id}', 'port:{session_id}', 10)")
         if slot is not None:
             inserts.append(f"INSERT INTO pool_slots (slot, session_id) VALUES ({slot}, '{session_id}')")
         if status == "AVAILABLE":
@@ -98,6 +101,7 @@ def test_0006_moves_slots_and_keys_onto_sessions_and_back(fresh_database_url: st
     asyncio.run(run(*inserts))
 
     migrate.upgrade(fresh_database_url)
+    assert "reservations" not in asyncio.run(_table_names(fresh_database_url))
     assert asyncio.run(run("SELECT session_id, slot FROM sessions ORDER BY session_id")) == [("ended", 4), ("gone", None), ("live", 3)]
     twin = inserts[0].replace("'live'", "'twin'")  # another live session with the same key
     with pytest.raises(IntegrityError):
@@ -108,3 +112,5 @@ def test_0006_moves_slots_and_keys_onto_sessions_and_back(fresh_database_url: st
     command.downgrade(migrate.alembic_config(fresh_database_url), "0005")
     assert asyncio.run(run("SELECT slot, session_id FROM pool_slots ORDER BY slot")) == [(3, "live"), (4, "ended")]
     assert asyncio.run(run("SELECT dedup_key, session_id FROM active_keys")) == [("k-live", "live")]
+    held = asyncio.run(run("SELECT session_id, resource_id, mbps FROM reservations ORDER BY session_id"))
+    assert held == [("ended", "port:ended", 10), ("live", "port:live", 10)]

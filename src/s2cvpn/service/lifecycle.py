@@ -54,8 +54,8 @@ async def end(
     return row
 
 
-async def release_network(tx: Transaction, session_id: str) -> None:
-    """After teardown: capacity goes back (the pool slot went with the row's ``released_at``
-    or its deletion). Idempotent. Callers run it last before the commit: the capacity
-    counters it locks are shared by every session on the same links."""
-    await reservations.release(tx, session_id)
+async def release_network(tx: Transaction, row: SessionRecord) -> None:
+    """After teardown: the capacity ``row`` held goes back (its pool slot went with the row's
+    ``released_at`` or its deletion, written by the caller). Callers run it last before the
+    commit: the capacity counters it locks are shared by every session on the same links."""
+    await reservations.release(tx, row.held)

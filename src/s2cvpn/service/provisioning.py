@@ -101,17 +101,15 @@ async def teardown(ctx: ServiceContext, session_id: str, done: JobDone, *, delet
     async with ctx.database.transaction() as tx:
         await done(tx)
         if delete_after:  # deleted through the API: the row goes (one statement, no read first)
-            if not await session_store.delete(tx, session_id):
-                return
+            row = await session_store.delete(tx, session_id)
         else:
             row = await session_store.get(tx, session_id, lock=True)
-            if row is None:
-                return
-            if row.status_info == StatusInfo.DELETE_REQUESTED:  # deleted through the API after it ended
+            if row is not None and row.status_info == StatusInfo.DELETE_REQUESTED:  # deleted through the API after it ended
                 await session_store.delete(tx, session_id)
-            else:
+            elif row is not None:
                 await session_store.update(tx, row, released_at=now)
-        await lifecycle.release_network(tx, session_id)
+        if row is not None:  # a second run finds the row gone or released, and gives nothing back twice
+            await lifecycle.release_network(tx, row)
 
 
 async def give_up(ctx: ServiceContext, job: ClaimedJob, error: str) -> None:

@@ -59,8 +59,9 @@ async def _plan(tx: Transaction, ctx: ServiceContext, request: ConnectionRequest
     return planner.plan_connection(ctx.inventory, request, load, now.date())
 
 
-async def _reserve(tx: Transaction, ctx: ServiceContext, session_id: str, plan: Plan, now: datetime, held: dict[str, int]) -> None:
-    """Reserve what ``plan`` demands. Callers run this last before the commit: its guarded
+async def _reserve(tx: Transaction, ctx: ServiceContext, plan: Plan, now: datetime, held: dict[str, int]) -> None:
+    """Reserve what ``plan`` demands (the caller writes ``plan`` on the session's row, and
+    that is what the session holds from then on). Callers run this last before the commit: its guarded
     UPDATEs lock counters that every session on the same links shares, and the locks are
     held until the commit.
 
@@ -68,7 +69,7 @@ async def _reserve(tx: Transaction, ctx: ServiceContext, session_id: str, plan: 
     the caller's transaction is rolled back and run again on fresh figures (``_retrying_races``).
     """
     day = now.date()
-    await reservations.set_reservation(tx, session_id, plan.demands, lambda rid: ctx.inventory.capacity_of(rid, day), held=held)
+    await reservations.reserve(tx, held, plan.demands, lambda rid: ctx.inventory.capacity_of(rid, day))
 
 
 async def _retrying_races(ctx: ServiceContext, work: Callable[[Transaction], Awaitable[T]]) -> T:
@@ -150,7 +151,7 @@ async def create_session(
         if idempotency_key:
             await idempotency.remember(tx, client_id, idempotency_key, session_id, now)
         await jobs.enqueue(tx, kind="provision", session_id=session_id, now=now)
-        await _reserve(tx, ctx, session_id, plan, now, held={})
+        await _reserve(tx, ctx, plan, now, held={})
         return record, True
 
     try:
@@ -216,7 +217,7 @@ async def update_session(ctx: ServiceContext, *, client_id: str, session_id: str
                 else:
                     body[key] = changes[key]
         request = specs.connection_request(client_id, body)
-        held = await reservations.held_by(tx, session_id)
+        held = row.held
         plan = await _plan(tx, ctx, request, now, held)
         allocation = row.allocation
         if (2 if plan.secondary else 1) != (2 if row.plan and row.plan.get("secondary") else 1):
@@ -234,7 +235,7 @@ async def update_session(ctx: ServiceContext, *, client_id: str, session_id: str
             actual=lifecycle.planned_actuals(body["sla"], body["guaranteeBandwidth"], plan.latency_ms),
         )
         await jobs.enqueue(tx, kind="modify", session_id=session_id, now=now)
-        await _reserve(tx, ctx, session_id, plan, now, held)
+        await _reserve(tx, ctx, plan, now, held)
         return row
 
     row = await _retrying_races(ctx, change)

@@ -5,8 +5,12 @@ reservation is a guarded ``UPDATE ... SET reserved = reserved + :mbps WHERE rese
 :mbps <= :capacity RETURNING`` whose answer says whether it fitted: PostgreSQL's row lock
 and SQLite's ``BEGIN IMMEDIATE`` make concurrent reservations queue on the same row, so the
 check and the write are one step. A session's changes go as one batch (asyncpg sends it in
-one round trip), in sorted order. ``reservations`` rows record what each session holds,
-so releasing returns exactly that, and "counter == sum of live reservations" holds.
+one round trip), in sorted order.
+
+What a session holds is its plan's ``demands`` until its network is released
+(``SessionRecord.held``): the caller writes the plan in the same transaction as the
+counters move, so "counter == sum of what unreleased sessions hold" holds, and releasing
+returns exactly that.
 """
 
 from __future__ import annotations
@@ -30,16 +34,12 @@ class CapacityRace(Exception):
 
 _ENSURE = insert_or_skip(ResourceLoadRow.__table__)
 _CURRENT_LOAD = Sql("SELECT resource_id, reserved_mbps FROM resource_load WHERE reserved_mbps > 0")
-_HELD_BY = Sql("SELECT resource_id, mbps FROM reservations WHERE session_id = :session")
 # a growth is guarded by the capacity, a shrink always applies; RETURNING says which applied
 _ADJUST = Sql(
     "UPDATE resource_load SET reserved_mbps = reserved_mbps + :delta "
     "WHERE resource_id = :resource AND (:delta <= 0 OR reserved_mbps + :delta <= :capacity) RETURNING resource_id"
 )
 _SHRINK = Sql("UPDATE resource_load SET reserved_mbps = reserved_mbps - :delta WHERE resource_id = :resource")
-_HOLD = Sql("INSERT INTO reservations (session_id, resource_id, mbps) VALUES (:session, :resource, :mbps)")
-_FORGET = Sql("DELETE FROM reservations WHERE session_id = :session")
-_FORGET_HELD = Sql("DELETE FROM reservations WHERE session_id = :session RETURNING resource_id, mbps")
 
 
 async def ensure_resources(db: AsyncSession, resource_ids: Iterable[str]) -> None:
@@ -54,27 +54,14 @@ async def current_load(tx: Transaction) -> dict[str, int]:
     return {rid: mbps for rid, mbps in await tx.fetch(_CURRENT_LOAD)}
 
 
-async def held_by(tx: Transaction, session_id: str) -> dict[str, int]:
-    return {rid: mbps for rid, mbps in await tx.fetch(_HELD_BY, session=session_id)}
+async def reserve(tx: Transaction, held: Mapping[str, int], demands: Mapping[str, int], capacity_of: Callable[[str], int]) -> None:
+    """Move the counters from what a session holds (``{}`` for a new one) to what it now
+    demands: grow what grows (guarded), shrink the rest.
 
-
-async def set_reservation(
-    tx: Transaction,
-    session_id: str,
-    demands: Mapping[str, int],
-    capacity_of: Callable[[str], int],
-    *,
-    held: Mapping[str, int] | None = None,
-) -> None:
-    """Make the session hold exactly ``demands``: grow what grows (guarded), shrink the rest.
-
-    Runs inside the caller's transaction; a ``CapacityRace`` means the caller must roll back.
-    Resources are touched in sorted order so concurrent transactions lock rows alike.
-    ``held`` is what the session holds now when the caller already read it (``{}`` for a
-    session being created), saving the round trips.
+    Runs inside the caller's transaction, which records ``demands`` as the session's plan; a
+    ``CapacityRace`` means the caller must roll back. Resources are touched in sorted order
+    so concurrent transactions lock rows alike.
     """
-    if held is None:
-        held = await held_by(tx, session_id)
     changes = [
         {"resource": rid, "delta": delta, "capacity": capacity_of(rid) if delta > 0 else 0}
         for rid in sorted(set(held) | set(demands))
@@ -85,15 +72,9 @@ async def set_reservation(
         for change in changes:
             if change["delta"] > 0 and change["resource"] not in applied:
                 raise CapacityRace(change["resource"])
-    if held:
-        await tx.execute(_FORGET, session=session_id)
-    rows = [{"session": session_id, "resource": rid, "mbps": mbps} for rid, mbps in demands.items() if mbps > 0]
-    if rows:
-        await tx.execute_many(_HOLD, rows)
 
 
-async def release(tx: Transaction, session_id: str) -> None:
-    """Return everything the session holds (its reservation rows go, telling what to give back). Idempotent."""
-    held = dict(await tx.fetch(_FORGET_HELD, session=session_id))
-    if held:  # one batch, in the same order as set_reservation: no lock cycles
+async def release(tx: Transaction, held: Mapping[str, int]) -> None:
+    """Give back what a session held; the caller marks it released in the same transaction."""
+    if held:  # one batch, in the same order as reserve: no lock cycles
         await tx.execute_many(_SHRINK, [{"resource": rid, "delta": held[rid]} for rid in sorted(held)])

@@ -27,6 +27,14 @@ class SessionRecord(SessionView):
     released_at: datetime | None
     slot: int | None  # the pool slot, held until released_at (see ``slots``)
 
+    @property
+    def held(self) -> dict[str, int]:
+        """Mbps the session holds per resource (``reservations``): its plan's demands
+        until its network is released."""
+        if self.released_at is not None or not self.plan:
+            return {}
+        return self.plan.get("demands", {})
+
 
 _FIELDS = tuple(field.name for field in fields(SessionRecord))
 _JSON = [_FIELDS.index(name) for name in ("request", "plan", "allocation", "actual", "sink_credential")]
@@ -99,12 +107,13 @@ async def update(tx: Transaction, record: SessionRecord, **changes: Any) -> Sess
     return replace(record, **changes)
 
 
-_DELETE = Sql("DELETE FROM sessions WHERE session_id = :session")
+_DELETE = Sql(f"DELETE FROM sessions WHERE session_id = :session RETURNING {_COLUMNS}")
 
 
-async def delete(tx: Transaction, session_id: str) -> bool:
-    """Forget the session; False when it was already gone."""
-    return bool(await tx.execute(_DELETE, session=session_id))
+async def delete(tx: Transaction, session_id: str) -> SessionRecord | None:
+    """Forget the session; returns its row as it was (None when it was already gone)."""
+    raw = await tx.fetchrow(_DELETE, session=session_id)
+    return None if raw is None else decode(raw)
 
 
 _LOCK_CLIENT = Sql("SELECT pg_advisory_xact_lock(hashtextextended(:client, 0))")

@@ -86,7 +86,7 @@ class SessionRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     purge_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
-    plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # its "demands" are what it holds until released
     allocation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     actual: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     sink: Mapped[str | None] = mapped_column(String(2048), nullable=True)
@@ -123,13 +123,6 @@ class ResourceLoadRow(Base):
     __tablename__ = "resource_load"
     resource_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     reserved_mbps: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class ReservationRow(Base):
-    __tablename__ = "reservations"
-    session_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    resource_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    mbps: Mapped[int] = mapped_column(BigInteger)
 
 
 class JobRow(Base):
