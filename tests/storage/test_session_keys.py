@@ -124,15 +124,28 @@ async def test_candidate_slots_fill_the_pool_then_refuse(database: Database) -> 
             await _place(tx, size, size)
 
 
-async def test_without_random_draws_the_lowest_free_slot_is_taken(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_without_random_draws_the_free_slots_are_tried(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nearly full pool: what is left is found in one read, and a released slot is free again."""
     monkeypatch.setattr(slots, "RANDOM_DRAWS", 0)
     async with database.transaction() as tx:
         for n, slot in enumerate((1, 2, 4)):
             assert await session_store.insert(tx, _session(n, slot=slot))
-        assert await _place(tx, 10, 6) == 0  # slot 0 free
-        assert await _place(tx, 11, 6) == 3  # the first gap
-        assert await _place(tx, 12, 6) == 5
+        assert sorted([await _place(tx, n, 6) for n in (10, 11, 12)]) == [0, 3, 5]
+        with pytest.raises(slots.PoolExhausted, match="all 6"):
+            await _place(tx, 13, 6)
         await session_store.update(tx, _session(1, slot=2), released_at=NOW)
-        assert await _place(tx, 13, 6) == 2  # a released session's slot is free again
-        with pytest.raises(slots.PoolExhausted):
-            await _place(tx, 14, 6)
+        assert await _place(tx, 14, 6) == 2
+
+
+async def test_free_slots_taken_meanwhile_are_skipped(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each try is an insert that another session's slot refuses: the next free one is tried."""
+    monkeypatch.setattr(slots, "RANDOM_DRAWS", 0)
+    async with database.transaction() as tx:
+        tries = []
+        async for slot in slots.candidate_slots(tx, 4):
+            tries.append(slot)
+            if len(tries) < 4:
+                assert await session_store.insert(tx, _session(len(tries), slot=slot))
+                continue  # as if a concurrent create had taken it: ask for another
+            break
+        assert sorted(tries) == [0, 1, 2, 3]
