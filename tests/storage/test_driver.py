@@ -10,7 +10,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,44 +18,15 @@ import pytest
 from s2cvpn.storage import migrate, session_store
 from s2cvpn.storage.db import create_engine, session_factory
 from s2cvpn.storage.driver import DatabaseUnavailable, Sql, SqliteDatabase, Transaction, UniqueViolation, open_database
-from s2cvpn.storage.session_store import SessionRecord
 from s2cvpn.storage.tables import SessionRow
+from tests.support.records import CREATED, stored_session
 
-CREATED = datetime(2026, 11, 28, 12, 0, 0, 5, tzinfo=UTC)
 
 
 @pytest.fixture
 def migrated_url(fresh_database_url: str) -> Iterator[str]:
     migrate.upgrade(fresh_database_url)
     yield fresh_database_url
-
-
-def _record(n: int) -> SessionRecord:
-    return SessionRecord(
-        session_id=f"00000000-0000-4000-8000-{n:012d}",
-        client_id="alice",
-        status="REQUESTED",
-        status_info=None,
-        request={"sla": "A", "applicationServers": [{"ipv4Address": "10.0.0.1/32"}]},
-        sla="A",
-        bandwidth_mbps=10,
-        max_latency_ms=None,
-        duration_hours=1.5,
-        created_at=CREATED,
-        started_at=None,
-        expires_at=None,
-        ended_at=None,
-        plan={"primary": {"links": ["a"]}},
-        allocation={"slot": n},
-        actual=None,
-        purge_at=None,
-        sink="https://example.com/hook",
-        sink_credential={"accessToken": "secret"},
-        sink_gone=False,
-        dedup_key=f"key-{n}",
-        released_at=None,
-        slot=n,
-    )
 
 
 def test_parameters_are_numbered_once_per_name_for_asyncpg() -> None:
@@ -69,7 +40,7 @@ async def test_what_the_driver_writes_the_orm_reads_and_back(migrated_url: str) 
     engine = create_engine(migrated_url)
     database = open_database(migrated_url)
     try:
-        record = _record(1)
+        record = stored_session(1)
         async with database.transaction() as tx:
             await session_store.insert(tx, record)
             started = await session_store.update(tx, record, status="AVAILABLE", started_at=CREATED, expires_at=CREATED + timedelta(hours=1))
@@ -102,18 +73,18 @@ async def test_a_failed_transaction_leaves_nothing_and_a_taken_key_is_a_unique_v
     try:
         with pytest.raises(ValueError):
             async with database.transaction() as tx:
-                await session_store.insert(tx, _record(2))
+                await session_store.insert(tx, stored_session(2))
                 raise ValueError("an answer of ours, after a write")
         async with database.reading() as tx:
-            assert await session_store.get(tx, _record(2).session_id) is None
+            assert await session_store.get(tx, stored_session(2).session_id) is None
 
         async with database.transaction() as tx:
-            await session_store.insert(tx, _record(3))
+            await session_store.insert(tx, stored_session(3))
         with pytest.raises(UniqueViolation):
             async with database.transaction() as tx:
-                await session_store.insert(tx, replace(_record(3), slot=30))
+                await session_store.insert(tx, replace(stored_session(3), slot=30))
         async with database.transaction() as tx:  # the connection is sound after both failures
-            assert await session_store.get(tx, _record(3).session_id) == _record(3)
+            assert await session_store.get(tx, stored_session(3).session_id) == stored_session(3)
     finally:
         await database.close()
 
@@ -274,7 +245,7 @@ async def test_sqlite_waits_for_another_writer_without_blocking_the_loop(tmp_pat
     async def write() -> float:
         began = time.monotonic()
         async with database.transaction() as tx:
-            await session_store.insert(tx, _record(4))
+            await session_store.insert(tx, stored_session(4))
         return time.monotonic() - began
 
     running = asyncio.create_task(ticker())

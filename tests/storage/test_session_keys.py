@@ -14,6 +14,7 @@ import pytest
 from s2cvpn.storage import migrate, session_store, slots
 from s2cvpn.storage.driver import Database, Transaction, UniqueViolation, open_database
 from s2cvpn.storage.session_store import SessionRecord
+from tests.support.records import stored_session
 
 NOW = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 
@@ -32,31 +33,7 @@ async def database(migrated_url: str) -> AsyncIterator[Database]:
 
 
 def _session(n: int, *, slot: int, key: str | None = None) -> SessionRecord:
-    return SessionRecord(
-        session_id=f"00000000-0000-4000-8000-{n:012d}",
-        client_id="alice",
-        status="REQUESTED",
-        status_info=None,
-        request={"sla": "A"},
-        sla="A",
-        bandwidth_mbps=10,
-        max_latency_ms=None,
-        duration_hours=1.0,
-        created_at=NOW,
-        started_at=None,
-        expires_at=None,
-        ended_at=None,
-        plan=None,
-        allocation={"slot": slot},
-        actual=None,
-        purge_at=None,
-        sink=None,
-        sink_credential=None,
-        sink_gone=False,
-        dedup_key=key or f"key-{n}",
-        released_at=None,
-        slot=slot,
-    )
+    return replace(stored_session(n), allocation={"slot": slot}, slot=slot, dedup_key=key or f"key-{n}")
 
 
 async def _stored(database: Database, record: SessionRecord) -> SessionRecord | None:
