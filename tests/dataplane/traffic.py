@@ -71,8 +71,11 @@ def reach(ns: str, proto: str, addr: str, port: int, *, source: str | None = Non
     return out.strip() in ("hello", "ping")
 
 
-def iperf3_mbps(client_ns: str, server_ns: str, server: str, *, seconds: float = 2, source: str | None = None) -> float:
-    """Received rate (Mbit/s) of one TCP iperf3 run client -> server."""
+def iperf3_mbps(client_ns: str, server_ns: str, server: str, *, seconds: float = 4, source: str | None = None) -> float:
+    """Received rate (Mbit/s) of one TCP iperf3 run client -> server. Four seconds by
+    default: one TCP stall (a retransmission timeout, 0.2-0.4 s) in a 2 s run took a
+    10 Mbit/s measurement 20% under the shaper's rate once in CI; in 4 s it stays within
+    the tests' 15%."""
     port = "5301"
     srv = subprocess.Popen(["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1", "-B", server, "-p", port], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
