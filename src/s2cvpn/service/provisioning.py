@@ -100,16 +100,16 @@ async def teardown(ctx: ServiceContext, session_id: str, done: JobDone, *, delet
     now = ctx.clock.now()
     async with ctx.database.transaction() as tx:
         await done(tx)
-        if delete_after:  # deleted through the API: the row goes (one statement, no read first)
-            row = await session_store.delete(tx, session_id)
-        else:
-            row = await session_store.get(tx, session_id, lock=True)
-            if row is not None and row.status_info == StatusInfo.DELETE_REQUESTED:  # deleted through the API after it ended
+        # deleted through the API: the row goes in one statement, which says what it held
+        row = await session_store.delete(tx, session_id) if delete_after else await session_store.get(tx, session_id, lock=True)
+        if row is None:  # gone already (a second run): what it held was given back then
+            return
+        if not delete_after:
+            if row.status_info == StatusInfo.DELETE_REQUESTED:  # deleted through the API after it ended
                 await session_store.delete(tx, session_id)
-            elif row is not None:
+            else:
                 await session_store.update(tx, row, released_at=now)
-        if row is not None:  # a second run finds the row gone or released, and gives nothing back twice
-            await lifecycle.release_network(tx, row)
+        await lifecycle.release_network(tx, row)  # nothing, for a row a second run finds released
 
 
 async def give_up(ctx: ServiceContext, job: ClaimedJob, error: str) -> None:

@@ -44,11 +44,9 @@ _COLUMNS = ", ".join(_FIELDS)
 _GET = f"SELECT {_COLUMNS} FROM sessions WHERE session_id = :session {{lock}}"
 GET = Sql(_GET)
 LOCK = Sql(_GET, lock="FOR UPDATE")
-EXPIRED = Sql(
-    f"SELECT {_COLUMNS} FROM sessions WHERE status = 'AVAILABLE' AND expires_at <= :now ORDER BY expires_at LIMIT :limit {{lock}}",
-    lock="FOR UPDATE SKIP LOCKED",
-)
-_ANY_EXPIRED = Sql("SELECT 1 FROM sessions WHERE status = 'AVAILABLE' AND expires_at <= :now LIMIT 1")
+_DUE = "status = 'AVAILABLE' AND expires_at <= :now"  # served by ix_sessions_status_expires_at
+EXPIRED = Sql(f"SELECT {_COLUMNS} FROM sessions WHERE {_DUE} ORDER BY expires_at LIMIT :limit {{lock}}", lock="FOR UPDATE SKIP LOCKED")
+_ANY_EXPIRED = Sql(f"SELECT 1 FROM sessions WHERE {_DUE} LIMIT 1")
 # a slot another session holds skips the insert (no row returned); a live twin's key fails it
 _INSERT = Sql(
     f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join(':' + name for name in _FIELDS)}) "

@@ -94,8 +94,9 @@ class SessionRow(Base):
     sink_gone: Mapped[bool] = mapped_column(Boolean, default=False)  # the sink answered 410
     dedup_key: Mapped[str] = mapped_column(String(64))
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # network torn down, resources back
-    # the session's slot in the resource pools (every pool value derives from it); NULL only
-    # for sessions released before migration 0006
+    # the session's slot in the resource pools (every pool value derives from it): the
+    # allocation's "slot", as a column so that ux_sessions_held_slot can keep it unique on
+    # both databases; NULL only for sessions released before migration 0006
     slot: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (
