@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from s2cvpn.jobs.worker import JOB_CONCURRENCY
+from s2cvpn.jobs.worker import BLOCKING_DRIVER_JOBS
 from tests.scale.support import Api, Cluster, client_token, query, storage_problems, wait_until
 from tests.support.payloads import MADRID_CE, session_request
 
@@ -30,7 +30,7 @@ def test_sigterm_finishes_the_jobs_in_hand_and_releases_the_rest(cluster: Cluste
     api_proc = cluster.serve(worker=False)
     env = {**SLOW, "S2CVPN_JOB_LEASE_SECONDS": "60"}
     with _api(cluster, api_proc) as api:
-        count = JOB_CONCURRENCY + 4  # one batch: JOB_CONCURRENCY in hand, 4 waiting
+        count = BLOCKING_DRIVER_JOBS + 4  # one batch (its slow model driver blocks): BLOCKING_DRIVER_JOBS in hand, 4 waiting
         ids = [api.post("/sessions", json=session_request(ce=MADRID_CE, bandwidth=1)).json()["sessionId"] for _ in range(count)]
         first = cluster.worker(env=env)
         wait_until(lambda: len(_held_by(cluster.database_url, first.pid, "provision")) == count, 10, "the batch was never claimed")
@@ -40,7 +40,7 @@ def test_sigterm_finishes_the_jobs_in_hand_and_releases_the_rest(cluster: Cluste
         stopped_after = time.monotonic() - started
         # the jobs in hand were finished (AVAILABLE), the others given back at once, unlocked, attempt not spent
         statuses = [api.get(f"/sessions/{sid}").json()["status"] for sid in ids]
-        assert statuses.count("AVAILABLE") == JOB_CONCURRENCY, statuses
+        assert statuses.count("AVAILABLE") == BLOCKING_DRIVER_JOBS, statuses
         left = _jobs(cluster.database_url)
         assert len(left) == 4 and all(j["locked_by"] is None and j["attempts"] == 0 for j in left), left
         assert stopped_after < 10, stopped_after

@@ -6,8 +6,18 @@ sweeps lock rows with SKIP LOCKED, and every transition is guarded by its expect
 Leases: a claimed batch's leases are renewed every third of ``job_lease_seconds``
 (heartbeat) until each job is done, so no job is taken over while its worker lives,
 however slow the network; a killed worker stops renewing and another takes its jobs once
-the lease has run out. A batch runs jobs of different sessions concurrently (up to
-``JOB_CONCURRENCY``) and the jobs of one session in order.
+the lease has run out. A batch runs jobs of different sessions concurrently and the jobs
+of one session in order.
+
+How many jobs run at once (``Worker.concurrency``): a driver that blocks is called in a
+thread, so a few jobs at a time (``BLOCKING_DRIVER_JOBS``) keep the threads busy and more
+would only queue for them. A driver that does not block costs the jobs only turns of the
+event loop, and there a job waits its turn (and, on SQLite, its turn for the write lock)
+alongside every API request in flight: the worker keeps pace with the API only with as
+many jobs in hand as the API has requests (``JOBS_IN_FLIGHT``). With 8, 64 connections of
+create+delete queued work faster than the embedded worker ran it; in 10 s the sessions
+deleted but not yet torn down held every pool slot and creates failed (bench/README.md,
+seventh round).
 
 Graceful stop (SIGTERM): no new job is started; the job in hand finishes (within
 ``stop``'s timeout) and the rest of the claimed batch is released at once
@@ -39,7 +49,8 @@ log = logging.getLogger(__name__)
 MAX_JOB_BACKOFF_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
 PURGE_EVERY_SECONDS = 1.0  # retention is counted in minutes: no need to sweep after every batch
-JOB_CONCURRENCY = 8  # jobs of different sessions run side by side (driver calls are threads)
+BLOCKING_DRIVER_JOBS = 8  # jobs at once when each driver call takes a thread
+JOBS_IN_FLIGHT = 64  # jobs at once when driver calls do not block: as many as API requests in flight
 JOBS = Counter("s2cvpn_jobs", "Jobs run by this process, by outcome", ["kind", "result"])
 
 
@@ -51,6 +62,7 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._http: httpx.AsyncClient | None = None
         self._purged_at = float("-inf")  # monotonic seconds
+        self.concurrency = BLOCKING_DRIVER_JOBS if ctx.driver.blocks else JOBS_IN_FLIGHT
 
     async def start(self) -> None:
         self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
@@ -109,9 +121,11 @@ class Worker:
             poll = min(poll, (upcoming - self.ctx.clock.now()).total_seconds())
         await self._wait_for_work(poll)
 
-    async def run_due_jobs(self, limit: int = 20) -> int:
-        """Claim a batch and run it: jobs of one session in order, sessions concurrently."""
+    async def run_due_jobs(self) -> int:
+        """Claim a batch and run it: jobs of one session in order, sessions concurrently.
+        The batch is twice what runs at once, so a job finishing has a next one in hand."""
         settings = self.ctx.settings
+        limit = 2 * self.concurrency
         async with self.ctx.database.transaction() as tx:
             claimed = await job_store.claim(
                 tx, worker_id=self.worker_id, now=self.ctx.clock.now(), lease=timedelta(seconds=settings.job_lease_seconds), limit=limit
@@ -124,7 +138,7 @@ class Worker:
         groups: dict[str, list[ClaimedJob]] = {}
         for job in claimed:
             groups.setdefault(job.session_id or f"job:{job.job_id}", []).append(job)
-        slots = asyncio.Semaphore(JOB_CONCURRENCY)
+        slots = asyncio.Semaphore(self.concurrency)
 
         async def run_group(jobs: list[ClaimedJob]) -> None:
             for job in jobs:
