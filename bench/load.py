@@ -10,7 +10,9 @@ worker, as shipped) on a fresh database, and, alongside, a bare FastAPI app with
 the bearer token; each figure is one wrk run of ``--seconds`` at ``--connections``:
 
 - hello: ``GET /hello`` on the bare app (the ceiling on this machine);
-- getSession: ``GET /sessions/{id}`` of one of the client's sessions;
+- getSession: ``GET /sessions/{id}`` of one of the client's sessions, a different one at
+  random each time (a server that coalesced or cached reads of one id would otherwise
+  measure that, not a read);
 - listSessions: ``GET /sessions?perPage=20`` (page 1);
 - create+delete: alternating ``POST /sessions`` and ``DELETE`` of the one just created
   (rate given in requests/s; a pair is two requests). Each pair queues a provisioning and
@@ -63,6 +65,12 @@ done = function(summary, latency, requests)
   local errors = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
   io.write(string.format('\\nRESULT {"requests": %d, "seconds": %f, "p50_ms": %f, "p99_ms": %f, "errors": %d}\\n',
     summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000, errors))
+end
+"""
+GET_ANY_LUA = """
+local ids = {%s}
+request = function()
+  return wrk.format("GET", "%s/sessions/" .. ids[math.random(#ids)], nil, nil)
 end
 """
 CREATE_DELETE_LUA = """
@@ -160,13 +168,18 @@ async def _pg(url: str, *statements: str) -> list[list[tuple]]:
         await connection.close()
 
 
-def pending_jobs(database_url: str) -> int:
+def rows_of(database_url: str, statement: str) -> list[tuple]:
+    """The rows of one query, on either backend (the bench's own reads, not the service's)."""
     if database_url.startswith("sqlite"):
         import sqlite3
 
         with sqlite3.connect(database_url.removeprefix("sqlite:///")) as connection:
-            return int(connection.execute("SELECT count(*) FROM jobs").fetchone()[0])
-    return int(asyncio.run(_pg(database_url, "SELECT count(*) FROM jobs"))[0][0][0])
+            return connection.execute(statement).fetchall()
+    return asyncio.run(_pg(database_url, statement))[0]
+
+
+def pending_jobs(database_url: str) -> int:
+    return int(rows_of(database_url, "SELECT count(*) FROM jobs")[0][0])
 
 
 def drain_seconds(database_url: str, *, limit: float = 300) -> float:
@@ -175,6 +188,10 @@ def drain_seconds(database_url: str, *, limit: float = 300) -> float:
     while pending_jobs(database_url) and time.monotonic() - began < limit:
         time.sleep(0.05)
     return time.monotonic() - began
+
+
+def session_ids(database_url: str, client_id: str) -> list[str]:
+    return [row[0] for row in rows_of(database_url, f"SELECT session_id FROM sessions WHERE client_id = '{client_id}'")]
 
 
 def clone_sessions(database_url: str, template: str, count: int, *, client_id: str | None) -> float:
@@ -188,7 +205,10 @@ def clone_sessions(database_url: str, template: str, count: int, *, client_id: s
     postgres = database_url.startswith("postgres")
     owner = f"'{client_id}'" if client_id else ("'bulk-' || (g % 1000)" if postgres else "'bulk-' || (g % 1000)")
     overrides = {
-        "session_id": "gen_random_uuid()::text" if postgres else "lower(hex(randomblob(16)))",
+        "session_id": "gen_random_uuid()::text" if postgres else (  # a version-4 UUID, as the API's ids are
+            "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-a'"
+            " || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))"
+        ),
         "client_id": owner,
         "dedup_key": "md5(g::text || random()::text)" if postgres else "hex(randomblob(16))",
         "created_at": "created_at + g * interval '1 millisecond'" if postgres else "created_at",
@@ -264,11 +284,12 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
         clone_sessions(database_url, sid, args.sessions - 1, client_id=client_id)
         assert api.get("/sessions").json()["pagination"]["totalCount"] == args.sessions
         api_url = base + PREFIX
+        get_any = GET_ANY_LUA % (", ".join(lua_string(i) for i in session_ids(database_url, client_id)), PREFIX)
         load = {"seconds": args.seconds, "connections": args.connections}
         body = json.dumps({**SESSION, "applicationServers": [{"ipv4Address": "%s"}]})
         measured = {
             "hello": wrk(f"http://127.0.0.1:{hello_port}/hello", "", token=None, server=hello.pid, **load),
-            "getSession": wrk(f"{api_url}/sessions/{sid}", "", token=token, server=server.pid, **load),
+            "getSession": wrk(api_url, get_any, token=token, server=server.pid, **load),
             "listSessions": wrk(f"{api_url}/sessions?perPage=20", "", token=token, server=server.pid, **load),
             "create+delete": wrk(api_url, CREATE_DELETE_LUA % (lua_string(body), PREFIX, PREFIX), token=token, server=server.pid, **load),
         }
@@ -283,9 +304,9 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
         if args.million and backend == "postgres":
             took = clone_sessions(database_url, sid, 1_000_000, client_id=None)
             print(f"cloned 1,000,000 sessions in {took:.0f}s")
-            one, page = f"{api_url}/sessions/{sid}", f"{api_url}/sessions?perPage=20"
-            for name, url in (("getSession", one), ("listSessions", page), ("getSession again", one)):
-                rows.append((f"{backend} {name} (+1,000,000 sessions)", wrk(url, "", token=token, server=server.pid, **load)))
+            page = f"{api_url}/sessions?perPage=20"
+            for name, url, script in (("getSession", api_url, get_any), ("listSessions", page, ""), ("getSession again", api_url, get_any)):
+                rows.append((f"{backend} {name} (+1,000,000 sessions)", wrk(url, script, token=token, server=server.pid, **load)))
             now = datetime.now(UTC)
             for label, at in (("nothing due", now), ("everything due", now + timedelta(days=36500))):
                 plan = asyncio.run(explain_sweep(database_url, at))
