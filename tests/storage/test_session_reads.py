@@ -15,7 +15,7 @@ from s2cvpn.storage.db import create_engine, session_factory
 from s2cvpn.storage.driver import ConnectionLender, DatabaseUnavailable, open_database
 from s2cvpn.storage.session_reads import VIEW_FIELDS, SessionReader, SessionView
 from s2cvpn.storage.tables import SessionRow
-from tests.support.databases import ADMIN_URL, postgres_reason
+from tests.support.databases import ADMIN_URL, postgres_database, postgres_reason
 from tests.support.servers import free_port
 
 START = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
@@ -152,3 +152,91 @@ async def test_the_lender_never_opens_more_than_its_size_and_drops_failed_connec
         lender.give_back(connection, failed=False)
     await lender.close()
     assert all(connection.is_closed() for connection in again)
+
+
+async def _stored_rows(url: str, rows: list[SessionRow]) -> None:
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as db, db.begin():
+            db.add_all(rows)
+    finally:
+        await engine.dispose()
+
+
+async def test_concurrent_reads_each_get_their_own_session(migrated_url: str) -> None:
+    """Reads of many ids at once, some unknown, some repeated: each gets its session or None,
+    and on PostgreSQL they share queries (fewer statements than reads)."""
+    written = [_row(n, "alice") for n in range(6)]
+    await _stored_rows(migrated_url, written)
+    database = open_database(migrated_url)
+    reading, queries = database.reading, 0
+
+    def counted():  # type: ignore[no-untyped-def]
+        nonlocal queries
+        queries += 1
+        return reading()
+
+    database.reading = counted  # type: ignore[method-assign]
+    reader = SessionReader(database)
+    wanted = [written[n % 8].session_id if n % 8 < 6 else f"00000000-0000-4000-8000-{900 + n:012d}" for n in range(200)]
+    try:
+        views = await asyncio.gather(*(reader.one(session_id) for session_id in wanted))
+    finally:
+        await database.close()
+    for session_id, view in zip(wanted, views, strict=True):
+        if session_id in {w.session_id for w in written}:
+            assert view is not None and view.session_id == session_id and view.bandwidth_mbps == 10 + int(session_id[-2:])
+        else:
+            assert view is None
+    if database.dialect == "postgresql":
+        assert 1 <= queries < len(wanted) / 4, queries
+    else:
+        assert queries == len(wanted)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database (reads are coalesced there only)."""
+    reason = postgres_reason()
+    if reason:
+        pytest.skip(reason)
+    with postgres_database() as url:
+        migrate.upgrade(url)
+        yield url
+
+
+@pytest.mark.postgres
+async def test_coalesced_reads_fail_together_and_the_next_ones_read_again(postgres_url: str) -> None:
+    written = _row(1, "alice")
+    await _stored_rows(postgres_url, [written])
+    database = open_database(postgres_url)
+    reading, failures = database.reading, 1
+
+    def flaky():  # type: ignore[no-untyped-def]
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise DatabaseUnavailable("injected outage")
+        return reading()
+
+    database.reading = flaky  # type: ignore[method-assign]
+    reader = SessionReader(database)
+    try:
+        first = [asyncio.create_task(reader.one(written.session_id)) for _ in range(5)]
+        abandoned = asyncio.create_task(reader.one(written.session_id))
+        await asyncio.sleep(0)  # every read is waiting for the first query
+        abandoned.cancel()  # a client gone: its read is dropped, the others are answered
+        outcomes = await asyncio.gather(*first, return_exceptions=True)
+        assert all(isinstance(outcome, DatabaseUnavailable) for outcome in outcomes), outcomes
+        assert abandoned.cancelled()
+        again = await asyncio.gather(*(reader.one(written.session_id) for _ in range(5)))  # the next reads query again
+        assert [view.session_id for view in again if view is not None] == [written.session_id] * 5
+        # at shutdown the task sending the queries is cancelled: no read is left waiting forever
+        stranded = [asyncio.create_task(reader.one(written.session_id)) for _ in range(3)]
+        await asyncio.sleep(0)
+        reader._reading.cancel()  # type: ignore[union-attr]
+        await asyncio.wait(stranded, timeout=5)
+        assert all(task.cancelled() for task in stranded)
+        assert (await reader.one(written.session_id)) is not None
+    finally:
+        await database.close()
