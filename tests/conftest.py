@@ -42,6 +42,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture
+def pg_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh PostgreSQL database, for the tests of what only PostgreSQL does."""
+    yield from _database("postgres", tmp_path)
+
+
+@pytest.fixture
 def fresh_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     """An empty database of the same backend, for tests that run their own servers."""
     yield from _database("sqlite" if database_url.startswith("sqlite") else "postgres", tmp_path)

@@ -8,16 +8,6 @@ from pathlib import Path
 import pytest
 
 from tests.scale.support import Cluster
-from tests.support.databases import postgres_database, postgres_reason
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    reason = postgres_reason()
-    if reason:
-        pytest.skip(reason)
-    with postgres_database() as url:
-        yield url
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from s2cvpn.storage.db import create_engine, session_factory
 from s2cvpn.storage.driver import ConnectionLender, DatabaseUnavailable, open_database
 from s2cvpn.storage.session_reads import VIEW_FIELDS, SessionReader, SessionView
 from s2cvpn.storage.tables import SessionRow
-from tests.support.databases import ADMIN_URL, postgres_database, postgres_reason
+from tests.support.databases import ADMIN_URL, postgres_reason
 from tests.support.servers import free_port
 
 START = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
@@ -195,14 +195,10 @@ async def test_concurrent_reads_each_get_their_own_session(migrated_url: str) ->
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database (reads are coalesced there only)."""
-    reason = postgres_reason()
-    if reason:
-        pytest.skip(reason)
-    with postgres_database() as url:
-        migrate.upgrade(url)
-        yield url
+def postgres_url(pg_url: str) -> Iterator[str]:
+    """Migrated: reads are coalesced on PostgreSQL only."""
+    migrate.upgrade(pg_url)
+    yield pg_url
 
 
 @pytest.mark.postgres
