@@ -39,7 +39,6 @@ _ADJUST = Sql(
     "UPDATE resource_load SET reserved_mbps = reserved_mbps + :delta "
     "WHERE resource_id = :resource AND (:delta <= 0 OR reserved_mbps + :delta <= :capacity) RETURNING resource_id"
 )
-_SHRINK = Sql("UPDATE resource_load SET reserved_mbps = reserved_mbps - :delta WHERE resource_id = :resource")
 
 
 async def ensure_resources(db: AsyncSession, resource_ids: Iterable[str]) -> None:
@@ -76,5 +75,5 @@ async def reserve(tx: Transaction, held: Mapping[str, int], demands: Mapping[str
 
 async def release(tx: Transaction, held: Mapping[str, int]) -> None:
     """Give back what a session held; the caller marks it released in the same transaction."""
-    if held:  # one batch, in the same order as reserve: no lock cycles
-        await tx.execute_many(_SHRINK, [{"resource": rid, "delta": held[rid]} for rid in sorted(held)])
+    if held:  # one batch of shrinks, in the same order as reserve: no lock cycles
+        await tx.execute_many(_ADJUST, [{"resource": rid, "delta": -held[rid], "capacity": 0} for rid in sorted(held)])

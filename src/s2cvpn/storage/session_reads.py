@@ -77,7 +77,7 @@ class SessionReader:
         self._database = database
         self._coalesce = database.dialect == POSTGRES
         self._next: Waiters = {}  # reads waiting for the next query
-        self._reading: asyncio.Task[None] | None = None  # the task sending the queries, while there are reads
+        self._reading: asyncio.Task[None] | None = None  # the task sending the queries (done: none is)
 
     async def one(self, session_id: str) -> SessionView | None:
         """The session, whoever owns it (the caller checks ownership)."""
@@ -113,14 +113,16 @@ class SessionReader:
         except BaseException as exc:  # cancelled (shutdown): the reads of its query are too
             _settle(batch, error=exc)
             raise
-        finally:
-            self._reading = None
 
     def _reader_stopped(self, reader: asyncio.Task[None]) -> None:
-        """A reader cancelled, even before it began, leaves no read waiting for it."""
-        if reader.cancelled() and self._reading in (None, reader):
-            self._reading = None
-            _settle(self._next, error=asyncio.CancelledError())
+        """A reader cancelled or failed, even before it began, leaves no read waiting for it
+        (one that ended normally left none: it stops only when no read waits)."""
+        if self._reading is not reader:
+            return
+        error = asyncio.CancelledError() if reader.cancelled() else reader.exception()
+        if error is not None:
+            stranded, self._next = self._next, {}
+            _settle(stranded, error=error)
 
     async def page(self, client_id: str, offset: int, limit: int) -> tuple[list[SessionView], int]:
         """One page of the client's sessions, oldest first, and how many it has in all."""
