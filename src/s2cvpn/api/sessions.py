@@ -14,7 +14,6 @@ from s2cvpn.api.rendering import json_response, session_body
 from s2cvpn.api.schemas import ExtendRequest, SessionCreate, SessionInfo, SessionList, SessionUpdate
 from s2cvpn.service import sessions as session_service
 from s2cvpn.service.context import ServiceContext
-from s2cvpn.service.specs import render_l3nm
 
 SCOPE = "site-to-cloud-vpn:sessions:"
 router = APIRouter(tags=["Sessions"], route_class=AuthorizedRoute)
@@ -166,5 +165,4 @@ async def delete_session(request: Request, sessionId: uuid.UUID) -> Response:
 )
 async def get_session_l3nm(request: Request, sessionId: uuid.UUID) -> Response:
     ctx: ServiceContext = request.app.state.ctx
-    row = await session_service.get_session(ctx, client_id=caller(request).client_id, session_id=str(sessionId))
-    return json_response(render_l3nm(row, ctx.inventory))
+    return json_response(await session_service.session_l3nm(ctx, client_id=caller(request).client_id, session_id=str(sessionId)))

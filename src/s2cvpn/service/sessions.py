@@ -197,6 +197,14 @@ async def get_session(ctx: ServiceContext, *, client_id: str, session_id: str) -
     return row  # type: ignore[return-value]  # _check_owner refused None
 
 
+async def session_l3nm(ctx: ServiceContext, *, client_id: str, session_id: str) -> dict[str, Any]:
+    """The session's IETF L3NM document, from its whole row (the API's view has no plan)."""
+    async with ctx.database.reading() as tx:
+        row = await session_store.get(tx, session_id)
+    _check_owner(row, client_id, session_id)
+    return specs.render_l3nm(row, ctx.inventory)  # type: ignore[arg-type]  # _check_owner refused None
+
+
 async def list_sessions(ctx: ServiceContext, *, client_id: str, page: int, per_page: int) -> tuple[list[SessionView], int]:
     return await ctx.session_reads.page(client_id, (page - 1) * per_page, per_page)
 

@@ -11,7 +11,7 @@ from s2cvpn.drivers.base import FlowSpec, ServiceSpec
 from s2cvpn.network import l3nm
 from s2cvpn.network.inventory import Inventory
 from s2cvpn.network.plans import Allocation, ConnectionRequest, PathPlan, Plan
-from s2cvpn.storage.session_reads import SessionView
+from s2cvpn.storage.session_store import SessionRecord
 from s2cvpn.storage.tables import SessionRow
 
 
@@ -116,7 +116,7 @@ def _networks(items: list[dict[str, str]]) -> tuple[ipaddress.IPv4Network | ipad
     return tuple(found)
 
 
-def render_l3nm(row: SessionView | SessionRow, inventory: Inventory) -> dict[str, Any]:
+def render_l3nm(row: SessionRecord | SessionRow, inventory: Inventory) -> dict[str, Any]:
     assert row.plan is not None and row.allocation is not None
     request = row.request
     return l3nm.render_l3nm(
@@ -133,7 +133,7 @@ def render_l3nm(row: SessionView | SessionRow, inventory: Inventory) -> dict[str
     )
 
 
-def service_spec(row: SessionView | SessionRow, inventory: Inventory) -> ServiceSpec:
+def service_spec(row: SessionRecord | SessionRow, inventory: Inventory) -> ServiceSpec:
     assert row.plan is not None and row.allocation is not None
     plan = plan_from_json(row.plan)
     request = row.request

@@ -23,6 +23,7 @@ class SessionRecord(SessionView):
     sink: str | None
     sink_credential: dict[str, Any] | None
     sink_gone: bool
+    plan: dict[str, Any] | None  # the planned paths; its "demands" are what the session holds
     dedup_key: str
     released_at: datetime | None
     slot: int | None  # the pool slot, held until released_at (see ``slots``)
