@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,11 +45,8 @@ op = st.one_of(
 
 
 @pytest.fixture
-def migrated(fresh_database_url: str, tmp_path: Path) -> Iterator[Settings]:
-    from s2cvpn.storage import migrate
-
-    migrate.upgrade(fresh_database_url)
-    yield Settings(database_url=fresh_database_url, retention_seconds=5, job_max_attempts=2, worker_poll_seconds=0.01)
+def migrated(migrated_url: str) -> Settings:
+    return Settings(database_url=migrated_url, retention_seconds=5, job_max_attempts=2, worker_poll_seconds=0.01)
 
 
 async def _check(ctx: Any) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,11 +19,8 @@ from tests.support.payloads import session_request
 
 
 @pytest.fixture
-def settings(fresh_database_url: str) -> Iterator[Settings]:
-    from s2cvpn.storage import migrate
-
-    migrate.upgrade(fresh_database_url)
-    yield Settings(database_url=fresh_database_url, worker_poll_seconds=0.01)
+def settings(migrated_url: str) -> Settings:
+    return Settings(database_url=migrated_url, worker_poll_seconds=0.01)
 
 
 async def _queue_provisioning(ctx: Any, count: int) -> None:

@@ -22,7 +22,8 @@ seventh round).
 Graceful stop (SIGTERM): no new job is started; the job in hand finishes (within
 ``stop``'s timeout) and the rest of the claimed batch is released at once
 (``release_lease``) for another worker. If the timeout forces a cancel, the interrupted
-job is released too; its handler is idempotent, so the next worker simply runs it again.
+job is released too, its attempt counted (it began: a delete must tear its session down);
+its handler is idempotent, so the next worker simply runs it again.
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ class Worker:
         if not claimed:
             return 0
         held = {job.job_id for job in claimed}  # leased to us and not yet done
+        started: set[int] = set()
         lost: set[int] = set()
         heartbeat = asyncio.create_task(self._heartbeat(held, lost), name="s2cvpn-leases")
         groups: dict[str, list[ClaimedJob]] = {}
@@ -146,6 +148,7 @@ class Worker:
                     if self._stopping.is_set():
                         return
                     if job.job_id not in lost:
+                        started.add(job.job_id)
                         await self._run_one(job, lost)
                     else:
                         JOBS.labels(job.kind, "lease_lost").inc()
@@ -154,19 +157,19 @@ class Worker:
         try:
             await asyncio.gather(*(run_group(jobs) for jobs in groups.values()))
         except asyncio.CancelledError:  # stop() ran out of patience: give the unfinished jobs back
-            await asyncio.shield(self._release([job for job in claimed if job.job_id in held]))
+            await asyncio.shield(self._release([job for job in claimed if job.job_id in held], started))
             raise
         finally:
             heartbeat.cancel()
         unstarted = [job for job in claimed if job.job_id in held and job.job_id not in lost]
         if unstarted:  # stopping: another worker takes them at once
-            await self._release(unstarted)
+            await self._release(unstarted, started)
         return len(claimed)
 
-    async def _release(self, jobs: list[ClaimedJob]) -> None:
+    async def _release(self, jobs: list[ClaimedJob], started: set[int]) -> None:
         async with self.ctx.db() as db, db.begin():
             for job in jobs:
-                await job_store.release_lease(db, job.job_id, self.worker_id)
+                await job_store.release_lease(db, job.job_id, self.worker_id, started=job.job_id in started)
         for job in jobs:
             JOBS.labels(job.kind, "released").inc()
 

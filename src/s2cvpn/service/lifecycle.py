@@ -3,6 +3,7 @@ the new state, the notification, the job that makes the network follow."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from s2cvpn.domain.session import Status, StatusInfo, hours_delta
@@ -35,19 +36,28 @@ async def end(
     tx: Transaction, ctx: ServiceContext, row: SessionRecord, info: StatusInfo, now: datetime, *, delete_after: bool = False
 ) -> SessionRecord:
     """Any live state -> UNAVAILABLE: the duplicate key is free at once (the status leaves
-    ``ux_sessions_live_dedup_key``); teardown returns the resources."""
-    if row.status == Status.REQUESTED:  # a provisioning no worker has started would only find it ended
-        await jobs.cancel_unclaimed(tx, row.session_id, "provision")
+    ``ux_sessions_live_dedup_key``); teardown returns the resources.
+
+    A session deleted (``delete_after``) before any worker began its provisioning is gone
+    at once: the network holds nothing of it, so there is nothing to tear down, and what it
+    reserved goes back in this transaction."""
+    # a provisioning no worker has started would only find it ended
+    unbuilt = row.status == Status.REQUESTED and await jobs.cancel_unclaimed(tx, row.session_id, "provision")
     end_at = row.expires_at if info == StatusInfo.DURATION_EXPIRED and row.expires_at and row.expires_at <= now else now
-    row = await session_store.update(
-        tx,
-        row,
-        status=Status.UNAVAILABLE,
-        status_info=info,
-        ended_at=end_at,
-        expires_at=end_at,
-        purge_at=now + timedelta(seconds=ctx.settings.retention_seconds),
-    )
+    ended = {
+        "status": Status.UNAVAILABLE,
+        "status_info": info,
+        "ended_at": end_at,
+        "expires_at": end_at,
+        "purge_at": now + timedelta(seconds=ctx.settings.retention_seconds),
+    }
+    if delete_after and unbuilt:
+        row = replace(row, **ended)
+        await notifications.notify_status(tx, ctx, row, now)
+        await session_store.delete(tx, row.session_id)
+        await release_network(tx, row)
+        return row
+    row = await session_store.update(tx, row, **ended)
     await notifications.notify_status(tx, ctx, row, now)
     await jobs.enqueue(tx, kind="teardown", session_id=row.session_id, now=now, payload={"delete": delete_after})
     ctx.work_ready.set()

@@ -23,7 +23,7 @@ from s2cvpn.storage.tables import JobRow
 _ENQUEUE = Sql(
     "INSERT INTO jobs (kind, session_id, payload, run_at, attempts, created_at) VALUES (:kind, :session, :payload, :now, 0, :now)"
 )
-_CANCEL_UNCLAIMED = Sql("DELETE FROM jobs WHERE session_id = :session AND kind = :kind AND locked_by IS NULL")
+_CANCEL_UNCLAIMED = Sql("DELETE FROM jobs WHERE session_id = :session AND kind = :kind AND locked_by IS NULL RETURNING attempts")
 _FINISH = Sql("DELETE FROM jobs WHERE job_id = :job")
 _FINISH_LEASED = Sql("DELETE FROM jobs WHERE job_id = :job AND locked_by = :worker")
 
@@ -57,9 +57,12 @@ async def claim(tx: Transaction, *, worker_id: str, now: datetime, lease: timede
     return sorted(claimed, key=lambda job: (job.run_at, job.job_id))
 
 
-async def cancel_unclaimed(tx: Transaction, session_id: str, kind: str) -> int:
-    """Drop the session's ``kind`` jobs that no worker holds (a running one is left to finish)."""
-    return await tx.execute(_CANCEL_UNCLAIMED, session=session_id, kind=kind)
+async def cancel_unclaimed(tx: Transaction, session_id: str, kind: str) -> bool:
+    """Drop the session's ``kind`` jobs that no worker holds (a running one is left to
+    finish). True when jobs were dropped and no worker had ever started one: what they were
+    to do was never begun."""
+    attempts = [row[0] for row in await tx.fetch(_CANCEL_UNCLAIMED, session=session_id, kind=kind)]
+    return bool(attempts) and not any(attempts)
 
 
 async def finish(tx: Transaction, job_id: int, worker_id: str | None = None) -> bool:
@@ -90,10 +93,11 @@ async def retry_later(db: AsyncSession, job_id: int, *, run_at: datetime, error:
     await db.execute(statement.values(run_at=run_at, locked_until=None, locked_by=None, last_error=error[:2000]))
 
 
-async def release_lease(db: AsyncSession, job_id: int, worker_id: str) -> None:
-    """Give a job back unchanged (graceful shutdown): the next worker takes it at once."""
+async def release_lease(db: AsyncSession, job_id: int, worker_id: str, *, started: bool) -> None:
+    """Give a job back (graceful shutdown): the next worker takes it at once. One that never
+    started goes back unchanged; one that was interrupted keeps its attempt, so that
+    ``cancel_unclaimed`` never takes it for work not begun."""
+    attempts = JobRow.attempts if started else JobRow.attempts - 1
     await db.execute(
-        update(JobRow)
-        .where(JobRow.job_id == job_id, JobRow.locked_by == worker_id)
-        .values(locked_until=None, locked_by=None, attempts=JobRow.attempts - 1)
+        update(JobRow).where(JobRow.job_id == job_id, JobRow.locked_by == worker_id).values(locked_until=None, locked_by=None, attempts=attempts)
     )

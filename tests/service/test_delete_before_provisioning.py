@@ -1,0 +1,135 @@
+"""Deleting a session before its provisioning: the network was never touched, so the
+session is gone at once, with no teardown; once a worker has begun the provisioning (even
+one attempt that failed, or one interrupted by a shutdown) the teardown runs as for any
+other session."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from s2cvpn.bootstrap import open_context
+from s2cvpn.config import Settings
+from s2cvpn.domain.session import Status, StatusInfo
+from s2cvpn.errors import DriverUnavailable, NotFound
+from s2cvpn.jobs.worker import Worker
+from s2cvpn.service import sessions as session_service
+from s2cvpn.storage import jobs as job_store
+from s2cvpn.storage.tables import EventRow, JobRow, ResourceLoadRow
+from tests.support.payloads import session_request
+
+SINK = "https://sink.example.com/events"
+
+
+@pytest.fixture
+def settings(migrated_url: str) -> Settings:
+    return Settings(database_url=migrated_url, worker_poll_seconds=0.01, sink_allow_private=True)
+
+
+def _counted(ctx: Any, calls: Counter[str], *, fail_apply: bool = False) -> None:
+    """Count the driver's apply and remove calls; ``fail_apply``: every apply fails."""
+    real_apply, real_remove = ctx.driver.apply, ctx.driver.remove
+
+    def apply(spec: Any) -> None:
+        calls["apply"] += 1
+        if fail_apply:
+            raise DriverUnavailable("injected failure")
+        real_apply(spec)
+
+    def remove(session_id: str) -> None:
+        calls["remove"] += 1
+        real_remove(session_id)
+
+    ctx.driver.apply, ctx.driver.remove = apply, remove  # type: ignore[method-assign]
+
+
+async def _reserved(ctx: Any) -> int:
+    async with ctx.db() as db:
+        return sum((await db.scalars(select(ResourceLoadRow.reserved_mbps))).all())
+
+
+async def _jobs(ctx: Any, session_id: str) -> list[JobRow]:
+    async with ctx.db() as db:
+        return list((await db.scalars(select(JobRow).where(JobRow.session_id == session_id))).all())
+
+
+async def _create(ctx: Any) -> str:
+    body = session_request(bandwidth=25, sink=SINK)
+    row, _ = await session_service.create_session(ctx, client_id="c1", body=body, idempotency_key=None)
+    return row.session_id
+
+
+def test_a_session_deleted_before_any_worker_took_its_provisioning_is_gone_at_once(settings: Settings) -> None:
+    calls: Counter[str] = Counter()
+
+    async def scenario() -> None:
+        async with open_context(settings, migrate_first=False) as ctx:
+            _counted(ctx, calls)
+            session_id = await _create(ctx)
+            assert await _reserved(ctx) > 0
+            await session_service.delete_session(ctx, client_id="c1", session_id=session_id)
+            with pytest.raises(NotFound):
+                await session_service.get_session(ctx, client_id="c1", session_id=session_id)
+            assert await _jobs(ctx, session_id) == []  # neither the provisioning nor a teardown
+            assert await _reserved(ctx) == 0  # what it reserved went back with the delete
+            assert session_id not in ctx.driver.list_services()
+            async with ctx.db() as db:
+                events = list((await db.scalars(select(EventRow).where(EventRow.session_id == session_id))).all())
+            # the consumer still hears that it ended
+            assert [(e.body["data"]["status"], e.body["data"]["statusInfo"]) for e in events] == [
+                (Status.UNAVAILABLE, StatusInfo.DELETE_REQUESTED)
+            ]
+            assert await Worker(ctx).run_due_jobs() == 0
+
+    asyncio.run(scenario())
+    assert calls == Counter()  # the network was never touched
+
+
+def test_a_session_whose_provisioning_was_attempted_is_torn_down(settings: Settings) -> None:
+    calls: Counter[str] = Counter()
+
+    async def scenario() -> None:
+        async with open_context(settings, migrate_first=False) as ctx:
+            _counted(ctx, calls, fail_apply=True)
+            session_id = await _create(ctx)
+            assert await Worker(ctx).run_due_jobs() == 1  # the apply failed: a retry is queued, unclaimed
+            [retry] = await _jobs(ctx, session_id)
+            assert (retry.kind, retry.attempts, retry.locked_by) == ("provision", 1, None)
+            await session_service.delete_session(ctx, client_id="c1", session_id=session_id)
+            row = await session_service.get_session(ctx, client_id="c1", session_id=session_id)
+            assert (row.status, row.status_info) == (Status.UNAVAILABLE, StatusInfo.DELETE_REQUESTED)
+            assert [job.kind for job in await _jobs(ctx, session_id)] == ["teardown"]
+            assert await _reserved(ctx) > 0  # held until the network is clean
+            assert await Worker(ctx).run_due_jobs() == 1
+            with pytest.raises(NotFound):
+                await session_service.get_session(ctx, client_id="c1", session_id=session_id)
+            assert await _reserved(ctx) == 0
+
+    asyncio.run(scenario())
+    assert calls == Counter(apply=1, remove=1)
+
+
+def test_a_provisioning_interrupted_by_a_shutdown_keeps_its_attempt(settings: Settings) -> None:
+    """A job given back unstarted goes back as it was; one given back mid-run counts as
+    begun, so a delete then tears the session down."""
+
+    async def scenario() -> None:
+        async with open_context(settings, migrate_first=False) as ctx:
+            session_id = await _create(ctx)
+            for started, attempts_after in ((False, 0), (True, 1)):
+                async with ctx.database.transaction() as tx:
+                    [job] = await job_store.claim(tx, worker_id="w1", now=ctx.clock.now(), lease=timedelta(seconds=30), limit=5)
+                assert job.attempts == 1  # counting this claim
+                async with ctx.db() as db, db.begin():
+                    await job_store.release_lease(db, job.job_id, "w1", started=started)
+                [released] = await _jobs(ctx, session_id)
+                assert (released.attempts, released.locked_by) == (attempts_after, None)
+            await session_service.delete_session(ctx, client_id="c1", session_id=session_id)
+            assert [job.kind for job in await _jobs(ctx, session_id)] == ["teardown"]
+
+    asyncio.run(scenario())
