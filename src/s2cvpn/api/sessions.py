@@ -142,7 +142,7 @@ async def extend_session(
     operation_id="deleteSession",
     summary="Delete a session",
     description="Accepted (202): the network is torn down, then the session is gone (404). Until then it reads "
-    "UNAVAILABLE with statusInfo DELETE_REQUESTED.",
+    "UNAVAILABLE with statusInfo DELETE_REQUESTED. A session whose provisioning had not begun is gone at once.",
     status_code=202,
     response_class=Response,
     responses={**docs.errors(400, 404), 202: {"description": "Deletion accepted", "headers": docs.XCORRELATOR_HEADER}},
