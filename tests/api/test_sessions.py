@@ -148,6 +148,17 @@ def test_idempotency_key_returns_the_first_session(client: ApiClient) -> None:
     assert client.get("/sessions").json()["pagination"]["totalCount"] == 1
 
 
+def test_an_idempotency_key_whose_session_is_gone_says_so_and_creates_nothing(client: ApiClient) -> None:
+    session_id = client.post("/sessions", json=session_request(), headers={"Idempotency-Key": "order-43"}).json()["sessionId"]
+    assert client.delete(f"/sessions/{session_id}").status_code == 202
+    client.wait_gone(session_id)
+    again = client.post("/sessions", json=session_request(), headers={"Idempotency-Key": "order-43"})
+    assert again.status_code == 409, again.text
+    assert again.json()["code"] == "ALREADY_EXISTS"
+    assert f"created session {session_id}, which no longer exists" in again.json()["message"]
+    assert client.get("/sessions").json()["pagination"]["totalCount"] == 0
+
+
 def test_l3nm_extension_returns_the_service_document(client: ApiClient, other_client: ApiClient) -> None:
     session_id = client.post("/sessions", json=session_request(routeProtocol="BGP", customerAsn=65020)).json()["sessionId"]
     response = client.get(f"/sessions/{session_id}/l3nm")

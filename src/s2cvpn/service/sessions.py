@@ -159,12 +159,16 @@ async def create_session(
     except slots.PoolExhausted as exc:
         raise errors.InsufficientResources(str(exc)) from None
     except UniqueViolation:
-        # a concurrent request with the same Idempotency-Key committed first
+        # a concurrent request with the same Idempotency-Key committed first, or the key's
+        # session has gone since (deleted): a replay can no longer answer with it
         if idempotency_key:
             async with ctx.database.reading() as tx:
-                first = await _replay_idempotent(tx, client_id, idempotency_key, now)
+                used_for = await idempotency.first_session(tx, client_id, idempotency_key, since=now - IDEMPOTENCY_WINDOW)
+                first = None if used_for is None else await session_store.get(tx, used_for)
             if first is not None:
                 return first, False
+            if used_for is not None:
+                raise errors.AlreadyExists(f"this Idempotency-Key created session {used_for}, which no longer exists") from None
         raise errors.AlreadyExists(DUPLICATE) from None
     if created:
         ctx.work_ready.set()
