@@ -84,8 +84,15 @@ async def _retrying_races(ctx: ServiceContext, work: Callable[[Transaction], Awa
 
 
 async def _replay_idempotent(tx: Transaction, client_id: str, key: str, now: datetime) -> SessionRecord | None:
+    """The session ``key`` created, or None for a key not used yet. A key whose session has
+    gone since (deleted) can no longer be answered with it, and creates nothing."""
     session_id = await idempotency.first_session(tx, client_id, key, since=now - IDEMPOTENCY_WINDOW)
-    return None if session_id is None else await session_store.get(tx, session_id)
+    if session_id is None:
+        return None
+    first = await session_store.get(tx, session_id)
+    if first is None:
+        raise errors.AlreadyExists(f"this Idempotency-Key created session {session_id}, which no longer exists")
+    return first
 
 
 async def create_session(
@@ -159,16 +166,12 @@ async def create_session(
     except slots.PoolExhausted as exc:
         raise errors.InsufficientResources(str(exc)) from None
     except UniqueViolation:
-        # a concurrent request with the same Idempotency-Key committed first, or the key's
-        # session has gone since (deleted): a replay can no longer answer with it
+        # a concurrent request with the same Idempotency-Key committed first
         if idempotency_key:
             async with ctx.database.reading() as tx:
-                used_for = await idempotency.first_session(tx, client_id, idempotency_key, since=now - IDEMPOTENCY_WINDOW)
-                first = None if used_for is None else await session_store.get(tx, used_for)
+                first = await _replay_idempotent(tx, client_id, idempotency_key, now)
             if first is not None:
                 return first, False
-            if used_for is not None:
-                raise errors.AlreadyExists(f"this Idempotency-Key created session {used_for}, which no longer exists") from None
         raise errors.AlreadyExists(DUPLICATE) from None
     if created:
         ctx.work_ready.set()
