@@ -53,6 +53,15 @@ def fresh_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     yield from _database("sqlite" if database_url.startswith("sqlite") else "postgres", tmp_path)
 
 
+@pytest.fixture
+def migrated_url(fresh_database_url: str) -> str:
+    """``fresh_database_url``, migrated: the schema and nothing in it."""
+    from s2cvpn.storage import migrate
+
+    migrate.upgrade(fresh_database_url)
+    return fresh_database_url
+
+
 @pytest.fixture(scope="session")
 def sink() -> Iterator[Sink]:
     with Sink() as running:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -21,12 +21,6 @@ from s2cvpn.storage.driver import DatabaseUnavailable, Sql, SqliteDatabase, Tran
 from s2cvpn.storage.tables import SessionRow
 from tests.support.records import CREATED, stored_session
 
-
-
-@pytest.fixture
-def migrated_url(fresh_database_url: str) -> Iterator[str]:
-    migrate.upgrade(fresh_database_url)
-    yield fresh_database_url
 
 
 def test_parameters_are_numbered_once_per_name_for_asyncpg() -> None:

@@ -3,22 +3,14 @@ counted, a leased job left alone until its lease runs out, a finished job gone."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 
-from s2cvpn.storage import jobs, migrate
+from s2cvpn.storage import jobs
 from s2cvpn.storage.driver import open_database
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, 250000, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
-
-
-@pytest.fixture
-def migrated_url(fresh_database_url: str) -> Iterator[str]:
-    migrate.upgrade(fresh_database_url)
-    yield fresh_database_url
 
 
 async def test_claims_due_jobs_oldest_first_and_respects_leases(migrated_url: str) -> None:

@@ -7,14 +7,13 @@ transaction that moved the counters commits."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from s2cvpn.storage import migrate, reservations
+from s2cvpn.storage import reservations
 from s2cvpn.storage.db import create_engine, session_factory
 from s2cvpn.storage.driver import open_database
 from s2cvpn.storage.tables import ResourceLoadRow
@@ -27,12 +26,6 @@ operation = st.one_of(
     st.tuples(st.just("reserve"), st.sampled_from(SESSIONS), demand),
     st.tuples(st.just("release"), st.sampled_from(SESSIONS), st.just({})),
 )
-
-
-@pytest.fixture
-def migrated_url(fresh_database_url: str) -> Iterator[str]:
-    migrate.upgrade(fresh_database_url)
-    yield fresh_database_url
 
 
 async def _check_invariant(db, holding: dict[str, dict[str, int]]) -> None:  # type: ignore[no-untyped-def]

@@ -5,24 +5,18 @@ a free slot, the last one, or none."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
-from s2cvpn.storage import migrate, session_store, slots
+from s2cvpn.storage import session_store, slots
 from s2cvpn.storage.driver import Database, Transaction, UniqueViolation, open_database
 from s2cvpn.storage.session_store import SessionRecord
 from tests.support.records import stored_session
 
 NOW = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def migrated_url(fresh_database_url: str) -> Iterator[str]:
-    migrate.upgrade(fresh_database_url)
-    yield fresh_database_url
 
 
 @pytest.fixture

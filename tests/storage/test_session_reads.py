@@ -21,12 +21,6 @@ from tests.support.servers import free_port
 START = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
 
 
-@pytest.fixture
-def migrated_url(fresh_database_url: str) -> Iterator[str]:
-    migrate.upgrade(fresh_database_url)
-    yield fresh_database_url
-
-
 def _row(n: int, client_id: str, *, ended: bool = False) -> SessionRow:
     created = START + timedelta(seconds=n)
     return SessionRow(

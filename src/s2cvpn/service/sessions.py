@@ -1,7 +1,9 @@
 """Session use cases: create, read, list, change, extend, delete.
 
 Each use case owns its transaction. Whatever the network must do afterwards is written
-as a job in that same transaction (never fire-and-forget), so a crash loses nothing.
+as a job in that same transaction (never fire-and-forget), so a crash loses nothing. A
+create's writes are one statement on PostgreSQL (``storage.acceptance``), which is its own
+transaction: without a quota to hold a lock for, it runs with no BEGIN and COMMIT.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from s2cvpn.network import planner, pools, resolve
 from s2cvpn.network.plans import ConnectionRequest, Plan
 from s2cvpn.service import lifecycle, sinks, specs
 from s2cvpn.service.context import ServiceContext
-from s2cvpn.storage import idempotency, jobs, reservations, session_store, slots
+from s2cvpn.storage import acceptance, idempotency, jobs, reservations, session_store, slots
 from s2cvpn.storage.driver import Transaction, UniqueViolation
 from s2cvpn.storage.session_reads import SessionView
 from s2cvpn.storage.session_store import SessionRecord
@@ -68,15 +70,21 @@ async def _reserve(tx: Transaction, ctx: ServiceContext, plan: Plan, now: dateti
     A ``CapacityRace`` means another transaction took the capacity after we read the load:
     the caller's transaction is rolled back and run again on fresh figures (``_retrying_races``).
     """
+    await reservations.reserve(tx, held, plan.demands, _capacity(ctx, now))
+
+
+def _capacity(ctx: ServiceContext, now: datetime) -> Callable[[str], int]:
+    """A resource's capacity today (a link's may change on a planned upgrade date)."""
     day = now.date()
-    await reservations.reserve(tx, held, plan.demands, lambda rid: ctx.inventory.capacity_of(rid, day))
+    return lambda rid: ctx.inventory.capacity_of(rid, day)
 
 
-async def _retrying_races(ctx: ServiceContext, work: Callable[[Transaction], Awaitable[T]]) -> T:
-    """Run ``work`` in a transaction, again (whole) when it lost a capacity race."""
+async def _retrying_races(ctx: ServiceContext, work: Callable[[Transaction], Awaitable[T]], *, autocommit: bool = False) -> T:
+    """Run ``work`` in a transaction (``Database.autocommit`` with ``autocommit``), again
+    (whole) when it lost a capacity race."""
     for _ in range(PLAN_ATTEMPTS):
         try:
-            async with ctx.database.transaction() as tx:
+            async with ctx.database.autocommit() if autocommit else ctx.database.transaction() as tx:
                 return await work(tx)
         except reservations.CapacityRace:
             continue
@@ -153,16 +161,15 @@ async def create_session(
         async for slot in slots.candidate_slots(tx, pools.pool_size(ctx.inventory)):
             allocation = pools.allocation_for(ctx.inventory, slot, 2 if plan.secondary else 1)
             record = replace(unplaced, slot=slot, allocation=specs.allocation_to_json(allocation))
-            if await session_store.insert(tx, record):  # False: the slot is held; a live twin raises UniqueViolation
+            # False: the slot is held; a live twin raises UniqueViolation, a full counter CapacityRace
+            if await acceptance.accept(tx, record, plan.demands, _capacity(ctx, now), idempotency_key=idempotency_key, now=now):
                 break
-        if idempotency_key:
-            await idempotency.remember(tx, client_id, idempotency_key, session_id, now)
-        await jobs.enqueue(tx, kind="provision", session_id=session_id, now=now)
-        await _reserve(tx, ctx, plan, now, held={})
         return record, True
 
     try:
-        record, created = await _retrying_races(ctx, accept)
+        # without a quota to count under a lock, every write of the create is the one
+        # statement of acceptance.accept: no transaction needed on PostgreSQL
+        record, created = await _retrying_races(ctx, accept, autocommit=not ctx.settings.max_active_sessions_per_client)
     except slots.PoolExhausted as exc:
         raise errors.InsufficientResources(str(exc)) from None
     except UniqueViolation:

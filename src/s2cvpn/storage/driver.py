@@ -26,7 +26,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +52,14 @@ class DatabaseUnavailable(Exception):
 
 class UniqueViolation(Exception):
     """An INSERT hit a unique key that another committed (or committing) transaction holds."""
+
+
+class Refused(Exception):
+    """A statement's own guard failed and undid it (``s2cvpn_refuse``, PostgreSQL): the
+    message is the guard's reason."""
+
+
+REFUSED_SQLSTATE = "S2001"  # raised by s2cvpn_refuse (migration 0007)
 
 
 log = logging.getLogger(__name__)
@@ -151,11 +159,16 @@ class PostgresTransaction(Transaction):
         return [json_text(value) if isinstance(value, dict | list) else value for value in (params[name] for name in sql.names)]
 
     async def _call(self, method: Any, sql: Sql, *args: Any) -> Any:
-        """``method(sql, *args)`` on the connection, a taken unique key told as ``UniqueViolation``."""
+        """``method(sql, *args)`` on the connection, a taken unique key told as ``UniqueViolation``
+        and a failed guard as ``Refused``."""
         try:
             return await method(sql.postgres, *args)
         except asyncpg.UniqueViolationError as exc:
             raise UniqueViolation(str(exc)) from exc
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate == REFUSED_SQLSTATE:
+                raise Refused(exc.args[0] if exc.args else "") from exc
+            raise
 
     async def execute(self, sql: Sql, **params: Any) -> int:
         status = await self._call(self.connection.execute, sql, *self._args(sql, params))
@@ -329,6 +342,14 @@ class Database(ABC):
         committed state and never waits for a writer."""
 
     @abstractmethod
+    def autocommit(self) -> Any:
+        """``async with db.autocommit() as tx``: work whose every write is one statement on
+        PostgreSQL, atomic alone (``storage.acceptance``). There each statement commits by
+        itself, and the work costs no BEGIN and COMMIT round trips; its reads see the
+        latest committed state, as in a READ COMMITTED transaction. On SQLite, where such
+        a write is several statements, the work is one transaction."""
+
+    @abstractmethod
     async def close(self) -> None: ...
 
 
@@ -344,6 +365,9 @@ class PostgresDatabase(Database):
             yield tx
 
     def reading(self) -> Lending:
+        return self.connections.lend()
+
+    def autocommit(self) -> Lending:
         return self.connections.lend()
 
     async def close(self) -> None:
@@ -481,6 +505,9 @@ class SqliteDatabase(Database):
 
     def reading(self) -> Reads:
         return self._reads
+
+    def autocommit(self) -> AbstractAsyncContextManager[Transaction]:
+        return self.transaction()
 
     async def close(self) -> None:
         if self._group is not None and self._group.committer is not None:

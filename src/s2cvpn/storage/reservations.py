@@ -16,6 +16,7 @@ returns exactly that.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,6 +54,16 @@ async def current_load(tx: Transaction) -> dict[str, int]:
     return {rid: mbps for rid, mbps in await tx.fetch(_CURRENT_LOAD)}
 
 
+def counter_changes(held: Mapping[str, int], demands: Mapping[str, int], capacity_of: Callable[[str], int]) -> list[dict[str, Any]]:
+    """What moving from ``held`` to ``demands`` does to each counter, in sorted order: its
+    ``delta`` and, for a growth, the ``capacity`` it must stay within."""
+    return [
+        {"resource": rid, "delta": delta, "capacity": capacity_of(rid) if delta > 0 else 0}
+        for rid in sorted(set(held) | set(demands))
+        if (delta := demands.get(rid, 0) - held.get(rid, 0))
+    ]
+
+
 async def reserve(tx: Transaction, held: Mapping[str, int], demands: Mapping[str, int], capacity_of: Callable[[str], int]) -> None:
     """Move the counters from what a session holds (``{}`` for a new one) to what it now
     demands: grow what grows (guarded), shrink the rest.
@@ -61,11 +72,7 @@ async def reserve(tx: Transaction, held: Mapping[str, int], demands: Mapping[str
     ``CapacityRace`` means the caller must roll back. Resources are touched in sorted order
     so concurrent transactions lock rows alike.
     """
-    changes = [
-        {"resource": rid, "delta": delta, "capacity": capacity_of(rid) if delta > 0 else 0}
-        for rid in sorted(set(held) | set(demands))
-        if (delta := demands.get(rid, 0) - held.get(rid, 0))
-    ]
+    changes = counter_changes(held, demands, capacity_of)
     if changes:  # one batch (one round trip on PostgreSQL), rows locked in sorted order
         applied = {row[0] for row in await tx.fetch_many(_ADJUST, changes)}
         for change in changes:

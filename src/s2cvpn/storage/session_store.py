@@ -37,11 +37,11 @@ class SessionRecord(SessionView):
         return self.plan.get("demands", {})
 
 
-_FIELDS = tuple(field.name for field in fields(SessionRecord))
-_JSON = [_FIELDS.index(name) for name in ("request", "plan", "allocation", "actual", "sink_credential")]
-_TIMES = [_FIELDS.index(name) for name in ("created_at", "started_at", "expires_at", "ended_at", "purge_at", "released_at")]
-_SINK_GONE = _FIELDS.index("sink_gone")
-_COLUMNS = ", ".join(_FIELDS)
+FIELDS = tuple(field.name for field in fields(SessionRecord))
+_JSON = [FIELDS.index(name) for name in ("request", "plan", "allocation", "actual", "sink_credential")]
+_TIMES = [FIELDS.index(name) for name in ("created_at", "started_at", "expires_at", "ended_at", "purge_at", "released_at")]
+_SINK_GONE = FIELDS.index("sink_gone")
+_COLUMNS = ", ".join(FIELDS)
 _GET = f"SELECT {_COLUMNS} FROM sessions WHERE session_id = :session {{lock}}"
 GET = Sql(_GET)
 LOCK = Sql(_GET, lock="FOR UPDATE")
@@ -49,10 +49,11 @@ _DUE = "status = 'AVAILABLE' AND expires_at <= :now"  # served by ix_sessions_st
 EXPIRED = Sql(f"SELECT {_COLUMNS} FROM sessions WHERE {_DUE} ORDER BY expires_at LIMIT :limit {{lock}}", lock="FOR UPDATE SKIP LOCKED")
 _ANY_EXPIRED = Sql(f"SELECT 1 FROM sessions WHERE {_DUE} LIMIT 1")
 # a slot another session holds skips the insert (no row returned); a live twin's key fails it
-_INSERT = Sql(
-    f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join(':' + name for name in _FIELDS)}) "
+INSERT_TEXT = (
+    f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join(':' + name for name in FIELDS)}) "
     f"ON CONFLICT (slot) WHERE {HELD_SLOT} DO NOTHING RETURNING session_id"
 )
+_INSERT = Sql(INSERT_TEXT)
 _LIVE_TWIN = Sql(f"SELECT 1 FROM sessions WHERE dedup_key = :key AND {LIVE_SESSION}")
 _UPDATES: dict[tuple[str, ...], Sql] = {}
 
@@ -86,7 +87,12 @@ async def insert(tx: Transaction, record: SessionRecord) -> bool:
 
     A live session with the same ``dedup_key`` raises ``UniqueViolation`` (on PostgreSQL
     once that session's transaction commits, if it has not yet)."""
-    return await tx.fetchrow(_INSERT, **{name: getattr(record, name) for name in _FIELDS}) is not None
+    return await tx.fetchrow(_INSERT, **columns(record)) is not None
+
+
+def columns(record: SessionRecord) -> dict[str, Any]:
+    """The record as the parameters of its row's insert, one per column."""
+    return {name: getattr(record, name) for name in FIELDS}
 
 
 async def has_live_twin(tx: Transaction, dedup_key: str) -> bool:
