@@ -16,10 +16,11 @@ from sqlalchemy import select
 from s2cvpn.bootstrap import open_context
 from s2cvpn.config import Settings
 from s2cvpn.domain.session import Status, StatusInfo
-from s2cvpn.errors import DriverUnavailable, NotFound
+from s2cvpn.errors import DriverUnavailable, NotFound, PermissionDenied
 from s2cvpn.jobs.worker import Worker
 from s2cvpn.service import sessions as session_service
 from s2cvpn.storage import jobs as job_store
+from s2cvpn.storage.driver import Sql
 from s2cvpn.storage.tables import EventRow, JobRow, ResourceLoadRow
 from tests.support.payloads import session_request
 
@@ -58,19 +59,22 @@ async def _jobs(ctx: Any, session_id: str) -> list[JobRow]:
         return list((await db.scalars(select(JobRow).where(JobRow.session_id == session_id))).all())
 
 
-async def _create(ctx: Any) -> str:
-    body = session_request(bandwidth=25, sink=SINK)
+async def _create(ctx: Any, *, sink: str | None = None) -> str:
+    body = session_request(bandwidth=25, sink=sink)
     row, _ = await session_service.create_session(ctx, client_id="c1", body=body, idempotency_key=None)
     return row.session_id
 
 
-def test_a_session_deleted_before_any_worker_took_its_provisioning_is_gone_at_once(settings: Settings) -> None:
+# without a sink, PostgreSQL deletes it in one statement (storage.withdrawal); with one, in
+# the transaction that also queues the event
+@pytest.mark.parametrize("sink", [None, SINK])
+def test_a_session_deleted_before_any_worker_took_its_provisioning_is_gone_at_once(settings: Settings, sink: str | None) -> None:
     calls: Counter[str] = Counter()
 
     async def scenario() -> None:
         async with open_context(settings, migrate_first=False) as ctx:
             _counted(ctx, calls)
-            session_id = await _create(ctx)
+            session_id = await _create(ctx, sink=sink)
             assert await _reserved(ctx) > 0
             await session_service.delete_session(ctx, client_id="c1", session_id=session_id)
             with pytest.raises(NotFound):
@@ -81,9 +85,9 @@ def test_a_session_deleted_before_any_worker_took_its_provisioning_is_gone_at_on
             async with ctx.db() as db:
                 events = list((await db.scalars(select(EventRow).where(EventRow.session_id == session_id))).all())
             # the consumer still hears that it ended
-            assert [(e.body["data"]["status"], e.body["data"]["statusInfo"]) for e in events] == [
-                (Status.UNAVAILABLE, StatusInfo.DELETE_REQUESTED)
-            ]
+            assert [(e.body["data"]["status"], e.body["data"]["statusInfo"]) for e in events] == (
+                [(Status.UNAVAILABLE, StatusInfo.DELETE_REQUESTED)] if sink else []
+            )
             assert await Worker(ctx).run_due_jobs() == 0
 
     asyncio.run(scenario())
@@ -131,5 +135,43 @@ def test_a_provisioning_interrupted_by_a_shutdown_keeps_its_attempt(settings: Se
                 assert (released.attempts, released.locked_by) == (attempts_after, None)
             await session_service.delete_session(ctx, client_id="c1", session_id=session_id)
             assert [job.kind for job in await _jobs(ctx, session_id)] == ["teardown"]
+
+    asyncio.run(scenario())
+
+
+def test_another_clients_delete_changes_nothing(settings: Settings) -> None:
+    """The one-statement delete checks the owner too: another client is refused (403) and
+    the session keeps its provisioning job and its capacity."""
+
+    async def scenario() -> None:
+        async with open_context(settings, migrate_first=False) as ctx:
+            session_id = await _create(ctx)
+            reserved = await _reserved(ctx)
+            with pytest.raises(PermissionDenied):
+                await session_service.delete_session(ctx, client_id="c2", session_id=session_id)
+            assert [job.kind for job in await _jobs(ctx, session_id)] == ["provision"]
+            assert await _reserved(ctx) == reserved > 0
+            row = await session_service.get_session(ctx, client_id="c1", session_id=session_id)
+            assert row.status == Status.REQUESTED
+
+    asyncio.run(scenario())
+
+
+def test_a_half_begun_provisioning_undoes_the_one_statement_delete(settings: Settings) -> None:
+    """Two provisioning jobs, one never attempted and one attempted: the one-statement delete
+    (PostgreSQL) drops the first, then finds the second and undoes itself; the transaction
+    then tears the session down, as SQLite's does straight away."""
+
+    async def scenario() -> None:
+        async with open_context(settings, migrate_first=False) as ctx:
+            session_id = await _create(ctx)
+            async with ctx.database.transaction() as tx:
+                await job_store.enqueue(tx, kind="provision", session_id=session_id, now=ctx.clock.now())
+                await tx.execute(Sql("UPDATE jobs SET attempts = 1 WHERE job_id = (SELECT max(job_id) FROM jobs)"))
+            await session_service.delete_session(ctx, client_id="c1", session_id=session_id)
+            row = await session_service.get_session(ctx, client_id="c1", session_id=session_id)
+            assert (row.status, row.status_info) == (Status.UNAVAILABLE, StatusInfo.DELETE_REQUESTED)
+            assert [job.kind for job in await _jobs(ctx, session_id)] == ["teardown"]
+            assert await _reserved(ctx) > 0  # held until the network is clean
 
     asyncio.run(scenario())

@@ -22,7 +22,7 @@ from s2cvpn.network import planner, pools, resolve
 from s2cvpn.network.plans import ConnectionRequest, Plan
 from s2cvpn.service import lifecycle, sinks, specs
 from s2cvpn.service.context import ServiceContext
-from s2cvpn.storage import acceptance, idempotency, jobs, reservations, session_store, slots
+from s2cvpn.storage import acceptance, idempotency, jobs, reservations, session_store, slots, withdrawal
 from s2cvpn.storage.driver import Transaction, UniqueViolation
 from s2cvpn.storage.session_reads import SessionView
 from s2cvpn.storage.session_store import SessionRecord
@@ -280,7 +280,11 @@ async def extend_session(ctx: ServiceContext, *, client_id: str, session_id: str
 
 
 async def delete_session(ctx: ServiceContext, *, client_id: str, session_id: str) -> None:
-    """Tear the session down; once the network is clean the session is gone (404)."""
+    """Tear the session down; once the network is clean the session is gone (404). One whose
+    provisioning no worker began is gone at once (``lifecycle.end``; on PostgreSQL, when it
+    has no sink to notify, in one statement: ``withdrawal``)."""
+    if await withdrawal.withdraw(ctx.database, session_id, client_id):
+        return
     now = ctx.clock.now()
     async with ctx.database.transaction() as tx:
         row = await owned(tx, client_id, session_id)

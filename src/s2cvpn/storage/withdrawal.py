@@ -1,0 +1,58 @@
+"""A session deleted before any worker began its provisioning, in one statement on
+PostgreSQL (``withdraw``): the provisioning job dropped, the row deleted and its capacity
+given back.
+
+This is the case where ``lifecycle.end`` needs no teardown (the network was never touched),
+written as data-modifying CTEs so that the commonest delete costs one round trip instead of
+six (BEGIN, the row lock, the job's cancel, the row's delete, the counters, COMMIT). It
+applies only when it can be sure: the caller's own session, REQUESTED, with no sink to
+notify, and a provisioning job that no worker holds or ever attempted. Anything else, it
+leaves to the caller's transaction, which decides the same way with the row locked.
+
+Under concurrency it stays exact. A worker that claims the job first makes the job's DELETE
+find it held, and nothing is deleted; one that comes after finds no job. If the row changed
+after the job was dropped, ``s2cvpn_refuse`` undoes the statement. The row is deleted before
+the counters are locked in sorted order: the order of a create's statement and a
+teardown, so no lock cycle forms.
+
+SQLite has no data-modifying CTEs. Its transaction costs no round trips, so it always takes
+the caller's path.
+"""
+
+from __future__ import annotations
+
+from s2cvpn.storage.driver import POSTGRES, Database, Refused, Sql
+
+_UNBUILT = "session_id = :session AND client_id = :client AND status = 'REQUESTED' AND sink IS NULL"
+_PROVISION_UNTOUCHED = "session_id = :session AND kind = 'provision' AND locked_by IS NULL AND attempts = 0"
+_WITHDRAW = Sql(
+    "WITH cancelled AS ("
+    f"  DELETE FROM jobs WHERE {_PROVISION_UNTOUCHED} AND EXISTS (SELECT 1 FROM sessions WHERE {_UNBUILT}) RETURNING job_id"
+    "), gone AS ("
+    f"  DELETE FROM sessions WHERE {_UNBUILT} AND EXISTS (SELECT 1 FROM cancelled)"
+    "  AND NOT EXISTS (SELECT 1 FROM jobs WHERE session_id = :session AND kind = 'provision' AND NOT (locked_by IS NULL AND attempts = 0))"
+    "  RETURNING plan"
+    # what a REQUESTED session holds is its plan's demands (SessionRecord.held)
+    "), demands AS ("
+    "  SELECT demand.key AS resource_id, demand.value::bigint AS mbps FROM gone, json_each_text(gone.plan -> 'demands') AS demand"
+    "), locked AS ("
+    "  SELECT resource_id FROM resource_load WHERE resource_id IN (SELECT resource_id FROM demands) ORDER BY resource_id FOR UPDATE"
+    "), released AS ("
+    "  UPDATE resource_load AS load SET reserved_mbps = load.reserved_mbps - demands.mbps FROM demands"
+    "  WHERE load.resource_id = demands.resource_id AND (SELECT count(*) FROM locked) > 0"
+    ") SELECT CASE WHEN EXISTS (SELECT 1 FROM gone) THEN true WHEN NOT EXISTS (SELECT 1 FROM cancelled) THEN false"
+    "  ELSE s2cvpn_refuse('the session changed while its provisioning was being dropped') END"
+)
+
+
+async def withdraw(database: Database, session_id: str, client_id: str) -> bool:
+    """Delete ``client_id``'s session ``session_id`` if it is REQUESTED, has no sink and no
+    worker began its provisioning, giving its capacity back. False, having changed nothing,
+    in any other case (always on SQLite): the caller then deletes it in a transaction."""
+    if database.dialect != POSTGRES:
+        return False
+    async with database.autocommit() as tx:
+        try:
+            return bool(await tx.fetchval(_WITHDRAW, session=session_id, client=client_id))
+        except Refused:
+            return False
