@@ -1,9 +1,11 @@
 """Session use cases: create, read, list, change, extend, delete.
 
 Each use case owns its transaction. Whatever the network must do afterwards is written
-as a job in that same transaction (never fire-and-forget), so a crash loses nothing. A
-create's writes are one statement on PostgreSQL (``storage.acceptance``), which is its own
-transaction: without a quota to hold a lock for, it runs with no BEGIN and COMMIT.
+as a job in that same transaction (never fire-and-forget), so a crash loses nothing. On
+PostgreSQL a create's writes, and a delete before any worker began the provisioning, are
+one statement each (``storage.acceptance``, ``storage.withdrawal``), which is its own
+transaction: they run with no BEGIN and COMMIT (a create with a quota keeps its
+transaction, for the quota's lock).
 """
 
 from __future__ import annotations
