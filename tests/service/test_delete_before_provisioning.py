@@ -175,3 +175,26 @@ def test_a_half_begun_provisioning_undoes_the_one_statement_delete(settings: Set
             assert await _reserved(ctx) > 0  # held until the network is clean
 
     asyncio.run(scenario())
+
+
+def test_concurrent_deletes_of_one_session_delete_it_once(settings: Settings) -> None:
+    """Ten deletes of one session at once: one deletes it, the others find it gone (404);
+    its capacity goes back exactly once and nothing of it is left."""
+
+    async def scenario() -> None:
+        async with open_context(settings, migrate_first=False) as ctx:
+            session_id = await _create(ctx)
+
+            async def delete() -> str:
+                try:
+                    await session_service.delete_session(ctx, client_id="c1", session_id=session_id)
+                except NotFound:
+                    return "gone"
+                return "deleted"
+
+            outcomes = await asyncio.wait_for(asyncio.gather(*(delete() for _ in range(10))), timeout=20)
+            assert sorted(outcomes) == ["deleted"] + ["gone"] * 9
+            assert await _jobs(ctx, session_id) == []
+            assert await _reserved(ctx) == 0
+
+    asyncio.run(scenario())

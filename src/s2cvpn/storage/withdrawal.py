@@ -11,9 +11,10 @@ leaves to the caller's transaction, which decides the same way with the row lock
 
 Under concurrency it stays exact. A worker that claims the job first makes the job's DELETE
 find it held, and nothing is deleted; one that comes after finds no job. If the row changed
-after the job was dropped, ``s2cvpn_refuse`` undoes the statement. The row is deleted before
-the counters are locked in sorted order: the order of a create's statement and a
-teardown, so no lock cycle forms.
+after the job was dropped, ``s2cvpn_refuse`` undoes the statement. Its locks come in the
+order of the transactions that change the same rows, so no lock cycle forms: the row (as
+``lifecycle.end`` locks it), then the job, then the counters in sorted order (as a create
+and a teardown take them).
 
 SQLite has no data-modifying CTEs. Its transaction costs no round trips, so it always takes
 the caller's path.
@@ -26,8 +27,10 @@ from s2cvpn.storage.driver import POSTGRES, Database, Refused, Sql
 _UNBUILT = "session_id = :session AND client_id = :client AND status = 'REQUESTED' AND sink IS NULL"
 _PROVISION_UNTOUCHED = "session_id = :session AND kind = 'provision' AND locked_by IS NULL AND attempts = 0"
 _WITHDRAW = Sql(
-    "WITH cancelled AS ("
-    f"  DELETE FROM jobs WHERE {_PROVISION_UNTOUCHED} AND EXISTS (SELECT 1 FROM sessions WHERE {_UNBUILT}) RETURNING job_id"
+    # the row is locked before its job, as in every transaction that changes both
+    f"WITH target AS (SELECT session_id FROM sessions WHERE {_UNBUILT} FOR UPDATE"
+    "), cancelled AS ("
+    f"  DELETE FROM jobs WHERE {_PROVISION_UNTOUCHED} AND EXISTS (SELECT 1 FROM target) RETURNING job_id"
     "), gone AS ("
     f"  DELETE FROM sessions WHERE {_UNBUILT} AND EXISTS (SELECT 1 FROM cancelled)"
     "  AND NOT EXISTS (SELECT 1 FROM jobs WHERE session_id = :session AND kind = 'provision' AND NOT (locked_by IS NULL AND attempts = 0))"
