@@ -38,7 +38,7 @@ async def database(migrated_url: str) -> AsyncIterator[Database]:
 
 def _session(n: int, *, slot: int, demands: dict[str, int]) -> SessionRecord:
     """Session ``n`` in pool slot ``slot``, planned to hold ``demands``."""
-    return replace(stored_session(n), allocation={"slot": slot}, slot=slot, plan={"demands": demands})
+    return replace(stored_session(n, slot=slot), plan={"demands": demands})
 
 
 async def _accept(database: Database, record: SessionRecord, key: str | None = None) -> bool:

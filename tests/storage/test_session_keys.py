@@ -27,7 +27,7 @@ async def database(migrated_url: str) -> AsyncIterator[Database]:
 
 
 def _session(n: int, *, slot: int, key: str | None = None) -> SessionRecord:
-    return replace(stored_session(n), allocation={"slot": slot}, slot=slot, dedup_key=key or f"key-{n}")
+    return replace(stored_session(n, slot=slot), dedup_key=key or f"key-{n}")
 
 
 async def _stored(database: Database, record: SessionRecord) -> SessionRecord | None:

@@ -9,8 +9,10 @@ from s2cvpn.storage.session_store import SessionRecord
 CREATED = datetime(2026, 11, 28, 12, 0, 0, 5, tzinfo=UTC)  # microseconds, to see them kept
 
 
-def stored_session(n: int) -> SessionRecord:
-    """Session ``n``: REQUESTED, its own id, duplicate key and pool slot ``n``, a sink with a credential."""
+def stored_session(n: int, *, slot: int | None = None) -> SessionRecord:
+    """Session ``n``: REQUESTED, its own id and duplicate key, pool slot ``slot`` (``n`` by
+    default), a sink with a credential."""
+    slot = n if slot is None else slot
     return SessionRecord(
         session_id=f"00000000-0000-4000-8000-{n:012d}",
         client_id="alice",
@@ -26,7 +28,7 @@ def stored_session(n: int) -> SessionRecord:
         expires_at=None,
         ended_at=None,
         plan={"primary": {"links": ["a"]}},
-        allocation={"slot": n},
+        allocation={"slot": slot},
         actual=None,
         purge_at=None,
         sink="https://example.com/hook",
@@ -34,5 +36,5 @@ def stored_session(n: int) -> SessionRecord:
         sink_gone=False,
         dedup_key=f"key-{n}",
         released_at=None,
-        slot=n,
+        slot=slot,
     )

@@ -167,7 +167,7 @@ class PostgresTransaction(Transaction):
             raise UniqueViolation(str(exc)) from exc
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == REFUSED_SQLSTATE:
-                raise Refused(exc.args[0] if exc.args else "") from exc
+                raise Refused(str(exc)) from exc
             raise
 
     async def execute(self, sql: Sql, **params: Any) -> int:

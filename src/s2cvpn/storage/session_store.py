@@ -37,11 +37,11 @@ class SessionRecord(SessionView):
         return self.plan.get("demands", {})
 
 
-FIELDS = tuple(field.name for field in fields(SessionRecord))
-_JSON = [FIELDS.index(name) for name in ("request", "plan", "allocation", "actual", "sink_credential")]
-_TIMES = [FIELDS.index(name) for name in ("created_at", "started_at", "expires_at", "ended_at", "purge_at", "released_at")]
-_SINK_GONE = FIELDS.index("sink_gone")
-_COLUMNS = ", ".join(FIELDS)
+_FIELDS = tuple(field.name for field in fields(SessionRecord))
+_JSON = [_FIELDS.index(name) for name in ("request", "plan", "allocation", "actual", "sink_credential")]
+_TIMES = [_FIELDS.index(name) for name in ("created_at", "started_at", "expires_at", "ended_at", "purge_at", "released_at")]
+_SINK_GONE = _FIELDS.index("sink_gone")
+_COLUMNS = ", ".join(_FIELDS)
 _GET = f"SELECT {_COLUMNS} FROM sessions WHERE session_id = :session {{lock}}"
 GET = Sql(_GET)
 LOCK = Sql(_GET, lock="FOR UPDATE")
@@ -50,7 +50,7 @@ EXPIRED = Sql(f"SELECT {_COLUMNS} FROM sessions WHERE {_DUE} ORDER BY expires_at
 _ANY_EXPIRED = Sql(f"SELECT 1 FROM sessions WHERE {_DUE} LIMIT 1")
 # a slot another session holds skips the insert (no row returned); a live twin's key fails it
 INSERT_TEXT = (
-    f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join(':' + name for name in FIELDS)}) "
+    f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join(':' + name for name in _FIELDS)}) "
     f"ON CONFLICT (slot) WHERE {HELD_SLOT} DO NOTHING RETURNING session_id"
 )
 _INSERT = Sql(INSERT_TEXT)
@@ -92,7 +92,7 @@ async def insert(tx: Transaction, record: SessionRecord) -> bool:
 
 def columns(record: SessionRecord) -> dict[str, Any]:
     """The record as the parameters of its row's insert, one per column."""
-    return {name: getattr(record, name) for name in FIELDS}
+    return {name: getattr(record, name) for name in _FIELDS}
 
 
 async def has_live_twin(tx: Transaction, dedup_key: str) -> bool:

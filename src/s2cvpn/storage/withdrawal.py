@@ -25,15 +25,16 @@ from __future__ import annotations
 from s2cvpn.storage.driver import POSTGRES, Database, Refused, Sql
 
 _UNBUILT = "session_id = :session AND client_id = :client AND status = 'REQUESTED' AND sink IS NULL"
-_PROVISION_UNTOUCHED = "session_id = :session AND kind = 'provision' AND locked_by IS NULL AND attempts = 0"
+_PROVISION = "session_id = :session AND kind = 'provision'"
+_UNTOUCHED = "locked_by IS NULL AND attempts = 0"  # no worker holds it or ever attempted it
 _WITHDRAW = Sql(
     # the row is locked before its job, as in every transaction that changes both
     f"WITH target AS (SELECT session_id FROM sessions WHERE {_UNBUILT} FOR UPDATE"
     "), cancelled AS ("
-    f"  DELETE FROM jobs WHERE {_PROVISION_UNTOUCHED} AND EXISTS (SELECT 1 FROM target) RETURNING job_id"
+    f"  DELETE FROM jobs WHERE {_PROVISION} AND {_UNTOUCHED} AND EXISTS (SELECT 1 FROM target) RETURNING job_id"
     "), gone AS ("
     f"  DELETE FROM sessions WHERE {_UNBUILT} AND EXISTS (SELECT 1 FROM cancelled)"
-    "  AND NOT EXISTS (SELECT 1 FROM jobs WHERE session_id = :session AND kind = 'provision' AND NOT (locked_by IS NULL AND attempts = 0))"
+    f"  AND NOT EXISTS (SELECT 1 FROM jobs WHERE {_PROVISION} AND NOT ({_UNTOUCHED}))"
     "  RETURNING plan"
     # what a REQUESTED session holds is its plan's demands (SessionRecord.held)
     "), demands AS ("
