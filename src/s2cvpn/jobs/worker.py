@@ -43,7 +43,6 @@ from s2cvpn.errors import DriverError
 from s2cvpn.service import measurements, notifications, provisioning
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import jobs as job_store
-from s2cvpn.storage.driver import Transaction
 from s2cvpn.storage.jobs import ClaimedJob
 
 log = logging.getLogger(__name__)
@@ -191,14 +190,9 @@ class Worker:
                     lost.add(job_id)
 
     async def _run_one(self, job: ClaimedJob, lost: set[int]) -> None:
-        finished: bool | None = None  # None: the handler did not end the job
-
-        async def done(tx: Transaction) -> None:
-            nonlocal finished
-            finished = await job_store.finish(tx, job.job_id, self.worker_id)
-
+        held = provisioning.HeldJob(job, self.worker_id)
         try:
-            await provisioning.run_job(self.ctx, job, done)
+            await provisioning.run_job(self.ctx, held)
         except (DriverError, OSError) as exc:
             await self._failed(job, f"{type(exc).__name__}: {exc}")
             return
@@ -206,10 +200,13 @@ class Worker:
             log.exception("job %s (%s) crashed", job.job_id, job.kind)
             await self._failed(job, f"{type(exc).__name__}: {exc}")
             return
-        if finished is None:
-            async with self.ctx.database.transaction() as tx:
-                await done(tx)
-        JOBS.labels(job.kind, "done" if finished and job.job_id not in lost else "lease_lost").inc()
+        if held.withdrawn:  # a delete took it before its work began: nothing to end
+            JOBS.labels(job.kind, "withdrawn").inc()
+            return
+        if held.finished is None:  # one statement: no transaction needed on PostgreSQL
+            async with self.ctx.database.autocommit() as tx:
+                await held.done(tx)
+        JOBS.labels(job.kind, "done" if held.finished and job.job_id not in lost else "lease_lost").inc()
 
     async def _failed(self, job: ClaimedJob, error: str) -> None:
         settings = self.ctx.settings

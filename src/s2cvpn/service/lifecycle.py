@@ -38,11 +38,11 @@ async def end(
     """Any live state -> UNAVAILABLE: the duplicate key is free at once (the status leaves
     ``ux_sessions_live_dedup_key``); teardown returns the resources.
 
-    A session deleted (``delete_after``) before any worker began its provisioning is gone
-    at once: the network holds nothing of it, so there is nothing to tear down, and what it
-    reserved goes back in this transaction."""
-    # a provisioning no worker has started would only find it ended
-    unbuilt = row.status == Status.REQUESTED and await jobs.cancel_unclaimed(tx, row.session_id, "provision")
+    A session deleted (``delete_after``) before any worker began its provisioning (claimed
+    or not: ``jobs.begun_at``) is gone at once: the network holds nothing of it, so there is
+    nothing to tear down, and what it reserved goes back in this transaction."""
+    # a provisioning no worker has begun would only find it ended
+    unbuilt = row.status == Status.REQUESTED and await jobs.cancel(tx, row.session_id, "provision")
     end_at = row.expires_at if info == StatusInfo.DURATION_EXPIRED and row.expires_at and row.expires_at <= now else now
     ended = {
         "status": Status.UNAVAILABLE,

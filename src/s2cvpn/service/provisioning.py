@@ -15,7 +15,6 @@ at their time, ``s2cvpn_sessions_purged_total`` the ones it forgot after retenti
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +27,7 @@ from s2cvpn.drivers.base import call_driver
 from s2cvpn.errors import DriverError
 from s2cvpn.service import lifecycle, specs
 from s2cvpn.service.context import ServiceContext
+from s2cvpn.storage import jobs as job_store
 from s2cvpn.storage import session_store, token_failures
 from s2cvpn.storage.driver import Transaction
 from s2cvpn.storage.session_store import SessionRecord
@@ -62,14 +62,34 @@ async def _read(ctx: ServiceContext, session_id: str) -> SessionRecord | None:
         return await session_store.get(tx, session_id)
 
 
-# the worker's "this job is done" (deletes the job row while this worker holds its lease),
-# run by a handler inside its last transaction: the state change and the end of the job
-# commit together, and the job costs no transaction of its own
-JobDone = Callable[[Transaction], Awaitable[None]]
+class HeldJob:
+    """A job as its handler sees it: leased to ``worker_id``. The handler ends it with
+    ``done`` inside its last transaction, so the state change and the end of the job commit
+    together and the job costs no transaction of its own; the worker reads ``finished``
+    (None: the handler did not end it) and ``withdrawn`` afterwards."""
+
+    __slots__ = ("job", "worker_id", "finished", "withdrawn")
+
+    def __init__(self, job: ClaimedJob, worker_id: str) -> None:
+        self.job = job
+        self.worker_id = worker_id
+        self.finished: bool | None = None
+        self.withdrawn = False  # the job was no longer the worker's when its work was to begin
+
+    async def done(self, tx: Transaction) -> None:
+        """Delete the job's row, while this worker still holds its lease."""
+        self.finished = await job_store.finish(tx, self.job.job_id, self.worker_id)
 
 
-async def provision(ctx: ServiceContext, session_id: str, done: JobDone) -> None:
-    row = await _read(ctx, session_id)
+async def provision(ctx: ServiceContext, held: HeldJob) -> None:
+    session_id = held.job.session_id
+    assert session_id is not None
+    # begun before the network is touched: from here on a delete tears the session down
+    async with ctx.database.autocommit() as tx:
+        begun, row = await session_store.begin_job(tx, session_id, job_id=held.job.job_id, worker_id=held.worker_id, now=ctx.clock.now())
+    if not begun:
+        held.withdrawn = True
+        return
     if row is None or row.status != Status.REQUESTED:
         return
     spec = specs.service_spec(row, ctx.inventory)
@@ -79,7 +99,7 @@ async def provision(ctx: ServiceContext, session_id: str, done: JobDone) -> None
         row = await session_store.get(tx, session_id, lock=True)
         if row is not None and row.status == Status.REQUESTED:
             await lifecycle.start(tx, ctx, row, now)
-            await done(tx)
+            await held.done(tx)
             return
         torn_down = row is None or row.released_at is not None
     # ended meanwhile: a teardown still queued removes what we built; one that already ran
@@ -95,11 +115,14 @@ async def modify(ctx: ServiceContext, session_id: str) -> None:
     await _driver(ctx, "modify", specs.service_spec(row, ctx.inventory))
 
 
-async def teardown(ctx: ServiceContext, session_id: str, done: JobDone, *, delete_after: bool) -> None:
+async def teardown(ctx: ServiceContext, held: HeldJob) -> None:
+    session_id = held.job.session_id
+    assert session_id is not None
+    delete_after = bool(held.job.payload.get("delete"))  # deleted through the API
     await _driver(ctx, "remove", session_id)
     now = ctx.clock.now()
     async with ctx.database.transaction() as tx:
-        await done(tx)
+        await held.done(tx)
         # deleted through the API: the row goes in one statement, which says what it held
         row = await session_store.delete(tx, session_id) if delete_after else await session_store.get(tx, session_id, lock=True)
         if row is None:  # gone already (a second run): what it held was given back then
@@ -124,16 +147,17 @@ async def give_up(ctx: ServiceContext, job: ClaimedJob, error: str) -> None:
             await lifecycle.end(tx, ctx, row, StatusInfo.NETWORK_TERMINATED, now)
 
 
-async def run_job(ctx: ServiceContext, job: ClaimedJob, done: JobDone) -> None:
-    """Run the job's handler; ``done`` is called in its last transaction, unless the handler
-    had nothing to write (the caller then ends the job on its own)."""
+async def run_job(ctx: ServiceContext, held: HeldJob) -> None:
+    """Run the job's handler; it calls ``held.done`` in its last transaction, unless it had
+    nothing to write (the caller then ends the job on its own) or the job was withdrawn."""
+    job = held.job
     assert job.session_id is not None
     if job.kind == "provision":
-        await provision(ctx, job.session_id, done)
+        await provision(ctx, held)
     elif job.kind == "modify":
         await modify(ctx, job.session_id)
     elif job.kind == "teardown":
-        await teardown(ctx, job.session_id, done, delete_after=bool(job.payload.get("delete")))
+        await teardown(ctx, held)
     else:
         raise ValueError(f"unknown job kind {job.kind!r}")
 

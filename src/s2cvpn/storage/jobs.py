@@ -6,6 +6,12 @@ same row; SQLite has one writer at a time, which gives the same guarantee. A run
 lease is renewed by its worker (``renew``, a heartbeat), so a lease shorter than a slow
 driver call still never lets a second worker run the job at the same time; only a worker
 that stopped renewing (killed, partitioned) loses it.
+
+A job is *begun* (``begun_at``) once its handler starts the work: the provisioning handler
+marks it in its first statement (``session_store.begin_job``), before it touches the
+network. Until then a delete may withdraw it, claimed or not (``cancel``); the
+worker holding it then finds it gone and does nothing. A job is *running* while it is
+begun and held.
 """
 
 from __future__ import annotations
@@ -23,7 +29,14 @@ from s2cvpn.storage.tables import JobRow
 _ENQUEUE = Sql(
     "INSERT INTO jobs (kind, session_id, payload, run_at, attempts, created_at) VALUES (:kind, :session, :payload, :now, 0, :now)"
 )
-_CANCEL_UNCLAIMED = Sql("DELETE FROM jobs WHERE session_id = :session AND kind = :kind AND locked_by IS NULL RETURNING attempts")
+_OF_KIND = "session_id = :session AND kind = :kind"
+_RUNNING = "begun_at IS NOT NULL AND locked_by IS NOT NULL"
+# every job but a running one goes; each says when it began and whether one is running
+# (SQLite 3.40 answers "IS NULL" wrongly in a DELETE's RETURNING: Python reads the time)
+_CANCEL = Sql(
+    f"DELETE FROM jobs WHERE {_OF_KIND} AND NOT ({_RUNNING}) "
+    f"RETURNING begun_at, EXISTS (SELECT 1 FROM jobs AS running WHERE running.{_OF_KIND} AND running.{_RUNNING})"
+)
 _FINISH = Sql("DELETE FROM jobs WHERE job_id = :job")
 _FINISH_LEASED = Sql("DELETE FROM jobs WHERE job_id = :job AND locked_by = :worker")
 
@@ -57,12 +70,12 @@ async def claim(tx: Transaction, *, worker_id: str, now: datetime, lease: timede
     return sorted(claimed, key=lambda job: (job.run_at, job.job_id))
 
 
-async def cancel_unclaimed(tx: Transaction, session_id: str, kind: str) -> bool:
-    """Drop the session's ``kind`` jobs that no worker holds (a running one is left to
-    finish). True when jobs were dropped and no worker had ever started one: what they were
-    to do was never begun."""
-    attempts = [row[0] for row in await tx.fetch(_CANCEL_UNCLAIMED, session=session_id, kind=kind)]
-    return bool(attempts) and not any(attempts)
+async def cancel(tx: Transaction, session_id: str, kind: str) -> bool:
+    """Drop the session's ``kind`` jobs but a running one (begun and held: it is left to
+    finish), whether a worker holds them or not. True when jobs were dropped and none of
+    them had begun, nor runs: what they were to do never started."""
+    dropped = await tx.fetch(_CANCEL, session=session_id, kind=kind)
+    return bool(dropped) and all(begun_at is None and not running for begun_at, running in dropped)
 
 
 async def finish(tx: Transaction, job_id: int, worker_id: str | None = None) -> bool:
@@ -94,9 +107,9 @@ async def retry_later(db: AsyncSession, job_id: int, *, run_at: datetime, error:
 
 
 async def release_lease(db: AsyncSession, job_id: int, worker_id: str, *, started: bool) -> None:
-    """Give a job back (graceful shutdown): the next worker takes it at once. One that never
-    started goes back unchanged; one that was interrupted keeps its attempt, so that
-    ``cancel_unclaimed`` never takes it for work not begun."""
+    """Give a job back (graceful shutdown): the next worker takes it at once. One whose
+    handler never started goes back unchanged; one that was interrupted keeps its attempt
+    (of the retry budget). Whether a delete may still withdraw it is ``begun_at``'s to say."""
     attempts = JobRow.attempts if started else JobRow.attempts - 1
     await db.execute(
         update(JobRow).where(JobRow.job_id == job_id, JobRow.locked_by == worker_id).values(locked_until=None, locked_by=None, attempts=attempts)

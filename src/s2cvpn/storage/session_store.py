@@ -121,6 +121,34 @@ async def delete(tx: Transaction, session_id: str) -> SessionRecord | None:
     return None if raw is None else decode(raw)
 
 
+_MARK_BEGUN = "UPDATE jobs SET begun_at = coalesce(begun_at, :now) WHERE job_id = :job AND locked_by = :worker"
+_BEGIN_JOB = Sql(_MARK_BEGUN)
+_BEGIN_JOB_AND_GET = Sql(
+    f"WITH begun AS ({_MARK_BEGUN} RETURNING job_id) "
+    f"SELECT EXISTS (SELECT 1 FROM begun), {_COLUMNS} FROM (VALUES (1)) AS one (x) LEFT JOIN sessions ON session_id = :session"
+)
+
+
+async def begin_job(tx: Transaction, session_id: str, *, job_id: int, worker_id: str, now: datetime) -> tuple[bool, SessionRecord | None]:
+    """Mark ``worker_id``'s job begun (``jobs.begun_at``) and read the session it is for:
+    one statement on PostgreSQL, so beginning costs no round trip of its own. ``(False,
+    None)`` when the job is no longer the worker's (a delete withdrew it, or another worker
+    took it over after a lost lease): its work must not begin.
+
+    Outside a transaction (``Database.autocommit``) the mark commits before the caller
+    touches the network, so a delete that comes later finds it begun; one that came first
+    took the job's row, and the mark finds nothing."""
+    if tx.dialect == POSTGRES:
+        raw = await tx.fetchrow(_BEGIN_JOB_AND_GET, job=job_id, worker=worker_id, now=now, session=session_id)
+        assert raw is not None  # the statement returns one row
+        if not raw[0]:
+            return False, None
+        return True, None if raw[1] is None else decode(raw[1:])
+    if not await tx.execute(_BEGIN_JOB, job=job_id, worker=worker_id, now=now):
+        return False, None
+    return True, await get(tx, session_id)
+
+
 _LOCK_CLIENT = Sql("SELECT pg_advisory_xact_lock(hashtextextended(:client, 0))")
 _COUNT_LIVE = Sql(f"SELECT count(*) FROM sessions WHERE client_id = :client AND {LIVE_SESSION}")
 

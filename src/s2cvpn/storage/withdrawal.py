@@ -6,11 +6,14 @@ This is the case where ``lifecycle.end`` needs no teardown (the network was neve
 written as data-modifying CTEs so that the commonest delete costs one round trip instead of
 six (BEGIN, the row lock, the job's cancel, the row's delete, the counters, COMMIT). It
 applies only when it can be sure: the caller's own session, REQUESTED, with no sink to
-notify, and a provisioning job that no worker holds or ever attempted. Anything else, it
-leaves to the caller's transaction, which decides the same way with the row locked.
+notify, and a provisioning job that no worker has begun (``jobs.begun_at``), claimed or not.
+Anything else, it leaves to the caller's transaction, which decides the same way with the
+row locked.
 
-Under concurrency it stays exact. A worker that claims the job first makes the job's DELETE
-find it held, and nothing is deleted; one that comes after finds no job. If the row changed
+Under concurrency it stays exact. A worker marks the job begun, in a statement that commits,
+before it touches the network: a mark that comes first makes the job's DELETE find it begun,
+and nothing is deleted; a mark that comes after finds no job, and the worker does nothing
+(``session_store.begin_job``). If the row changed
 after the job was dropped, ``s2cvpn_refuse`` undoes the statement. Its locks come in the
 order of the transactions that change the same rows, so no lock cycle forms: the row (as
 ``lifecycle.end`` locks it), then the job, then the counters in sorted order (as a create
@@ -26,7 +29,7 @@ from s2cvpn.storage.driver import POSTGRES, Database, Refused, Sql
 
 _UNBUILT = "session_id = :session AND client_id = :client AND status = 'REQUESTED' AND sink IS NULL"
 _PROVISION = "session_id = :session AND kind = 'provision'"
-_UNTOUCHED = "locked_by IS NULL AND attempts = 0"  # no worker holds it or ever attempted it
+_UNTOUCHED = "begun_at IS NULL"  # no worker began it (one may hold it: it will find it gone)
 _WITHDRAW = Sql(
     # the row is locked before its job, as in every transaction that changes both
     f"WITH target AS (SELECT session_id FROM sessions WHERE {_UNBUILT} FOR UPDATE"
@@ -51,8 +54,9 @@ _WITHDRAW = Sql(
 
 async def withdraw(database: Database, session_id: str, client_id: str) -> bool:
     """Delete ``client_id``'s session ``session_id`` if it is REQUESTED, has no sink and no
-    worker began its provisioning, giving its capacity back. False, having changed nothing,
-    in any other case (always on SQLite): the caller then deletes it in a transaction."""
+    worker began its provisioning (claimed or not), giving its capacity back. False, having
+    changed nothing, in any other case (always on SQLite): the caller then deletes it in a
+    transaction."""
     if database.dialect != POSTGRES:
         return False
     async with database.autocommit() as tx:
