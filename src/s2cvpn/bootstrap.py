@@ -36,6 +36,7 @@ async def open_context(settings: Settings, *, clock: Clock | None = None, migrat
             read_db=read_connections(engine),
             database=database,
             session_reads=SessionReader(database),
+            loads=reservations.LoadReader(database),
             inventory=inventory,
             driver=create_driver(
                 settings.driver, inventory, model_delay_seconds=settings.model_apply_delay_seconds, netns_prefix=settings.netns_prefix

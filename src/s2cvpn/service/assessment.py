@@ -9,13 +9,11 @@ from s2cvpn.network import assessment
 from s2cvpn.service import specs
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.service.sessions import granted_hours
-from s2cvpn.storage import reservations
 
 
 async def assess(ctx: ServiceContext, *, client_id: str, body: dict[str, Any]) -> assessment.Assessment:
     granted_hours(ctx, body.get("duration"))
     asked = body.get("sla")
     request = specs.connection_request(client_id, body, sla=asked or "A")
-    async with ctx.database.reading() as tx:
-        load = await reservations.current_load(tx)
+    load = await ctx.loads.current()
     return assessment.assess_connection(ctx.inventory, request, load, ctx.clock.now().date(), asked)

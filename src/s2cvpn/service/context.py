@@ -15,6 +15,7 @@ from s2cvpn.config import Settings
 from s2cvpn.drivers.base import Health, NetworkDriver, call_driver
 from s2cvpn.network.inventory import Inventory
 from s2cvpn.storage.driver import Database
+from s2cvpn.storage.reservations import LoadReader
 from s2cvpn.storage.session_reads import SessionReader
 
 
@@ -29,6 +30,7 @@ class ServiceContext:
     read_db: Callable[[], AbstractAsyncContextManager[AsyncConnection]]  # Core reads, autocommit
     database: Database  # the session hot path's transactions, on the driver itself
     session_reads: SessionReader  # getSession/listSessions, on ``database``
+    loads: LoadReader  # the load a create or a change plans on, on ``database``
     inventory: Inventory
     driver: NetworkDriver
     clock: Clock

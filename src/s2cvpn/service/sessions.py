@@ -55,9 +55,8 @@ def granted_hours(ctx: ServiceContext, duration: Mapping[str, Any] | None) -> fl
     return hours
 
 
-async def _plan(tx: Transaction, ctx: ServiceContext, request: ConnectionRequest, now: datetime, held: dict[str, int]) -> Plan:
-    """Plan against the current load, minus ``held`` (what the session holds now)."""
-    load = await reservations.current_load(tx)
+def _plan(ctx: ServiceContext, request: ConnectionRequest, now: datetime, load: dict[str, int], held: dict[str, int]) -> Plan:
+    """Plan against ``load`` (the caller's own copy), minus ``held`` (what the session holds now)."""
     for rid, mbps in held.items():
         load[rid] = load.get(rid, 0) - mbps
     return planner.plan_connection(ctx.inventory, request, load, now.date())
@@ -81,13 +80,17 @@ def _capacity(ctx: ServiceContext, now: datetime) -> Callable[[str], int]:
     return lambda rid: ctx.inventory.capacity_of(rid, day)
 
 
-async def _retrying_races(ctx: ServiceContext, work: Callable[[Transaction], Awaitable[T]], *, autocommit: bool = False) -> T:
-    """Run ``work`` in a transaction (``Database.autocommit`` with ``autocommit``), again
-    (whole) when it lost a capacity race."""
-    for _ in range(PLAN_ATTEMPTS):
+async def _retrying_races(
+    ctx: ServiceContext, work: Callable[[Transaction, dict[str, int]], Awaitable[T]], *, autocommit: bool = False
+) -> T:
+    """Run ``work`` in a transaction (``Database.autocommit`` with ``autocommit``) with the
+    load to plan on, read just before it (``LoadReader``); again, on a newer load, when it
+    lost a capacity race."""
+    for attempt in range(PLAN_ATTEMPTS):
+        load = await ctx.loads.current(after_race=attempt > 0)
         try:
             async with ctx.database.autocommit() if autocommit else ctx.database.transaction() as tx:
-                return await work(tx)
+                return await work(tx, load)
         except reservations.CapacityRace:
             continue
     raise errors.InsufficientResources("capacity is being taken by concurrent requests; try again")
@@ -122,14 +125,14 @@ async def create_session(
     credential = body.pop("sinkCredential", None)
     dedup_key = _dedup_key(client_id, body)
 
-    async def accept(tx: Transaction) -> tuple[SessionRecord, bool]:
+    async def accept(tx: Transaction, load: dict[str, int]) -> tuple[SessionRecord, bool]:
         if idempotency_key:
             first = await _replay_idempotent(tx, client_id, idempotency_key, now)
             if first is not None:
                 return first, False
         await _check_quota(tx, ctx, client_id)
         try:
-            plan = await _plan(tx, ctx, request, now, held={})
+            plan = _plan(ctx, request, now, load, held={})
         except errors.S2CError:
             # a twin of a live session is told so, not that it does not fit beside its twin
             if await session_store.has_live_twin(tx, dedup_key):
@@ -229,7 +232,7 @@ async def update_session(ctx: ServiceContext, *, client_id: str, session_id: str
     """Change bandwidth, SLA or latency bound; re-plans and re-reserves atomically."""
     now = ctx.clock.now()
 
-    async def change(tx: Transaction) -> SessionRecord:
+    async def change(tx: Transaction, load: dict[str, int]) -> SessionRecord:
         row = await owned(tx, client_id, session_id)
         if row.status != Status.AVAILABLE:
             raise errors.IncompatibleState(f"the session is {row.status}; only an AVAILABLE session can be changed")
@@ -242,7 +245,7 @@ async def update_session(ctx: ServiceContext, *, client_id: str, session_id: str
                     body[key] = changes[key]
         request = specs.connection_request(client_id, body)
         held = row.held
-        plan = await _plan(tx, ctx, request, now, held)
+        plan = _plan(ctx, request, now, load, held)
         allocation = row.allocation
         if (2 if plan.secondary else 1) != (2 if row.plan and row.plan.get("secondary") else 1):
             slot = row.allocation["slot"] if row.allocation else 0

@@ -6,24 +6,21 @@ processing) cost about 1 ms of CPU per request, ten times the rest of the reques
 ``bench/load.py``). The reads are autocommit; on SQLite they run on the event loop itself
 (see ``SqliteDatabase``).
 
-On PostgreSQL, getSession's reads are coalesced: one query is in flight at a time, and the
-reads that arrive meanwhile go together in the next one (``session_id = ANY(..)``). A read
-there waits for a connection and a round trip anyway; under load, a dozen of them then
-cost one round trip and one statement instead of a dozen (getSession went from 39% of
-the bare endpoint's rate to 61%, bench/README.md, seventh round). A read alone is sent at
-once, one turn of the event loop later. Each read still sees what was committed before it
-arrived: its query is sent after it. On SQLite a read is a call on the event loop that
-takes microseconds, with nothing to wait for and nothing to share.
+On PostgreSQL, getSession's reads are coalesced (``coalescing``): the reads that arrive
+while a query is in flight go together in the next one (``session_id = ANY(..)``).
+getSession went from 39% of the bare endpoint's rate to 61% (bench/README.md, seventh
+round). On SQLite a read is a call on the event loop that takes microseconds, with
+nothing to wait for and nothing to share.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from s2cvpn.storage.coalescing import CoalescedReads
 from s2cvpn.storage.driver import POSTGRES, Database, Sql, decode_row
 
 
@@ -70,60 +67,23 @@ def _decode(raw: Sequence[Any]) -> SessionView:
     return SessionView(*decode_row(raw, _JSON, _TIMES))
 
 
-Waiters = dict[str, list["asyncio.Future[SessionView | None]"]]  # session id -> its reads
-
-
 class SessionReader:
     def __init__(self, database: Database) -> None:
         self._database = database
-        self._coalesce = database.dialect == POSTGRES
-        self._next: Waiters = {}  # reads waiting for the next query
-        self._reading: asyncio.Task[None] | None = None  # the task sending the queries (done: none is)
+        self._batches = CoalescedReads(self._read_some, name="s2cvpn-session-reads") if database.dialect == POSTGRES else None
 
     async def one(self, session_id: str) -> SessionView | None:
         """The session, whoever owns it (the caller checks ownership)."""
-        if not self._coalesce:
+        if self._batches is None:
             async with self._database.reading() as tx:
                 row = await tx.fetchrow(ONE, session=session_id)
-            return None if row is None else _decode(row)
-        waiter: asyncio.Future[SessionView | None] = asyncio.get_running_loop().create_future()
-        self._next.setdefault(session_id, []).append(waiter)
-        if self._reading is None or self._reading.done():
-            self._reading = asyncio.create_task(self._read_batches(), name="s2cvpn-session-reads")
-            self._reading.add_done_callback(self._reader_stopped)
-        return await waiter
+        else:
+            row = await self._batches.read(session_id)
+        return None if row is None else _decode(row)
 
-    async def _read_batches(self) -> None:
-        """One query at a time, each for every read that arrived while the last one ran."""
-        batch: Waiters = {}
-        try:
-            while self._next:
-                batch, self._next = self._next, {}
-                try:
-                    async with self._database.reading() as tx:
-                        rows = await tx.fetch(SOME, sessions=tuple(batch))
-                except Exception as exc:  # noqa: BLE001 - each read fails as it would alone (503 for an outage)
-                    _settle(batch, error=exc)
-                    continue
-                found = {row[0]: row for row in rows}
-                for session_id, waiters in batch.items():
-                    row = found.get(session_id)
-                    for waiter in waiters:
-                        if not waiter.done():  # a request cancelled meanwhile no longer waits
-                            waiter.set_result(None if row is None else _decode(row))
-        except BaseException as exc:  # cancelled (shutdown): the reads of its query are too
-            _settle(batch, error=exc)
-            raise
-
-    def _reader_stopped(self, reader: asyncio.Task[None]) -> None:
-        """A reader cancelled or failed, even before it began, leaves no read waiting for it
-        (one that ended normally left none: it stops only when no read waits)."""
-        if self._reading is not reader:
-            return
-        error = asyncio.CancelledError() if reader.cancelled() else reader.exception()
-        if error is not None:
-            stranded, self._next = self._next, {}
-            _settle(stranded, error=error)
+    async def _read_some(self, session_ids: tuple[str, ...]) -> dict[str, Sequence[Any]]:
+        async with self._database.reading() as tx:
+            return {row[0]: row for row in await tx.fetch(SOME, sessions=session_ids)}
 
     async def page(self, client_id: str, offset: int, limit: int) -> tuple[list[SessionView], int]:
         """One page of the client's sessions, oldest first, and how many it has in all."""
@@ -132,14 +92,3 @@ class SessionReader:
             total = int(rows[0][-1]) if rows else int(await tx.fetchval(COUNT, client=client_id))
         return [_decode(row[:-1]) for row in rows], total
 
-
-def _settle(batch: Waiters, *, error: BaseException) -> None:
-    """Fail every read of ``batch`` still waiting with ``error`` (cancel it, if cancelled)."""
-    for waiters in batch.values():
-        for waiter in waiters:
-            if waiter.done():
-                continue
-            if isinstance(error, Exception):
-                waiter.set_exception(error)
-            else:
-                waiter.cancel()
