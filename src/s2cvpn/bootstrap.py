@@ -27,7 +27,7 @@ async def open_context(settings: Settings, *, clock: Clock | None = None, migrat
     if migrate_first:
         await asyncio.to_thread(migrate.upgrade, settings.database_url)
     engine = create_engine(settings.database_url)
-    database = open_database(settings.database_url)
+    database = open_database(settings.database_url, pool_size=settings.database_pool_size)
     try:
         ctx = ServiceContext(
             settings=settings,
