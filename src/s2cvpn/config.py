@@ -26,9 +26,10 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./s2cvpn.db"
     # PostgreSQL connections of the session hot path, per process (storage.driver). Few on
-    # purpose: requests queue for them in the process, cheaply, instead of as PostgreSQL
-    # backends contending for the same counter rows (bench/README.md, tenth round)
-    database_pool_size: int = Field(5, ge=1, le=100)
+    # purpose, about twice the database server's cores: requests queue for them in the
+    # process, cheaply, instead of as PostgreSQL backends contending for the same counter
+    # rows (bench/README.md, tenth round). A distant database (slow round trips) wants more
+    database_pool_size: int = Field(4, ge=1, le=100)
     inventory: Path = BUNDLED_INVENTORY
     public_url: str = "http://127.0.0.1:8080"
     api_prefix: str = "/site-to-cloud-vpn/v0.1"

@@ -516,7 +516,7 @@ class SqliteDatabase(Database):
         self._reader.close()
 
 
-def open_database(url: str, *, pool_size: int = 5) -> Database:
+def open_database(url: str, *, pool_size: int = 4) -> Database:
     """The database at ``url``; on PostgreSQL with at most ``pool_size`` connections
     (``Settings.database_pool_size``)."""
     parsed = make_url(url)
