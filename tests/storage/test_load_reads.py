@@ -9,6 +9,7 @@ from typing import Any
 
 from s2cvpn.storage import reservations
 from s2cvpn.storage.driver import Sql, open_database
+from tests.support.databases import CountedReads
 
 _SET = Sql("UPDATE resource_load SET reserved_mbps = :mbps WHERE resource_id = :resource")
 _ADD = Sql("INSERT INTO resource_load (resource_id, reserved_mbps) VALUES (:resource, 0)")
@@ -16,28 +17,21 @@ _ADD = Sql("INSERT INTO resource_load (resource_id, reserved_mbps) VALUES (:reso
 
 async def test_concurrent_reads_share_queries_and_each_gets_its_own_copy(migrated_url: str) -> None:
     database = open_database(migrated_url)
-    reading, queries = database.reading, 0
-
-    def counted():  # type: ignore[no-untyped-def]
-        nonlocal queries
-        queries += 1
-        return reading()
-
     try:
         async with database.transaction() as tx:
             for resource, mbps in {"link-a": 10, "link-b": 40, "port:idle": 0}.items():
                 await tx.execute(_ADD, resource=resource)
                 await tx.execute(_SET, resource=resource, mbps=mbps)
-        database.reading = counted  # type: ignore[method-assign]
+        queries = CountedReads(database)
         loads = reservations.LoadReader(database)
         answers = await asyncio.gather(*(loads.current() for _ in range(100)))
         assert all(answer == {"link-a": 10, "link-b": 40} for answer in answers), answers[0]  # sparse: nothing idle
         answers[0]["link-a"] = 999  # a caller adjusts its copy (minus what it holds): the others keep theirs
         assert answers[1]["link-a"] == 10
         if database.dialect == "postgresql":
-            assert 1 <= queries < len(answers) / 4, queries
+            assert 1 <= queries.count < len(answers) / 4, queries.count
         else:
-            assert queries == len(answers)
+            assert queries.count == len(answers)
         # a read that comes after a commit sees it
         async with database.transaction() as tx:
             await tx.execute(_SET, resource="link-b", mbps=5)

@@ -15,7 +15,7 @@ from s2cvpn.storage.db import create_engine, session_factory
 from s2cvpn.storage.driver import ConnectionLender, DatabaseUnavailable, open_database
 from s2cvpn.storage.session_reads import VIEW_FIELDS, SessionReader, SessionView
 from s2cvpn.storage.tables import SessionRow
-from tests.support.databases import ADMIN_URL, postgres_reason
+from tests.support.databases import ADMIN_URL, CountedReads, postgres_reason
 from tests.support.servers import free_port
 
 START = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
@@ -163,14 +163,7 @@ async def test_concurrent_reads_each_get_their_own_session(migrated_url: str) ->
     written = [_row(n, "alice") for n in range(6)]
     await _stored_rows(migrated_url, written)
     database = open_database(migrated_url)
-    reading, queries = database.reading, 0
-
-    def counted():  # type: ignore[no-untyped-def]
-        nonlocal queries
-        queries += 1
-        return reading()
-
-    database.reading = counted  # type: ignore[method-assign]
+    queries = CountedReads(database)
     reader = SessionReader(database)
     wanted = [written[n % 8].session_id if n % 8 < 6 else f"00000000-0000-4000-8000-{900 + n:012d}" for n in range(200)]
     try:
@@ -183,9 +176,9 @@ async def test_concurrent_reads_each_get_their_own_session(migrated_url: str) ->
         else:
             assert view is None
     if database.dialect == "postgresql":
-        assert 1 <= queries < len(wanted) / 4, queries
+        assert 1 <= queries.count < len(wanted) / 4, queries.count
     else:
-        assert queries == len(wanted)
+        assert queries.count == len(wanted)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from typing import Any
 
 import asyncpg
 
@@ -45,3 +46,18 @@ def postgres_database() -> Iterator[str]:
         yield f"{base}/{name}"
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+class CountedReads:
+    """Counts the reads a ``Database`` lends (``database.reading()``), wrapping it in place:
+    how many queries reads that share them took."""
+
+    def __init__(self, database: Any) -> None:
+        self.count = 0
+        reading = database.reading
+
+        def counted() -> Any:
+            self.count += 1
+            return reading()
+
+        database.reading = counted
