@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from sqlalchemy import inspect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from s2cvpn.storage.db import create_engine
 from s2cvpn.storage.tables import Base
@@ -57,12 +57,26 @@ def test_migrations_match_the_tables(fresh_database_url: str) -> None:
     assert asyncio.run(differences()) == []
 
 
+async def _sql(url: str, *statements: str) -> list[tuple[object, ...]]:
+    """Run ``statements`` in one transaction; the rows of the last one."""
+    from sqlalchemy import text
+
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            rows: list[tuple[object, ...]] = []
+            for statement in statements:
+                result = await connection.execute(text(statement))
+                rows = [tuple(row) for row in result] if result.returns_rows else []
+            return rows
+    finally:
+        await engine.dispose()
+
+
 def test_0006_moves_slots_and_keys_onto_sessions_and_back(fresh_database_url: str) -> None:
     """Sessions stored before 0006 keep their slot (held or not) and their key (live or
     not) after it, and a downgrade writes the old tables back, reservations from the plans
     of the sessions not yet released."""
-    from sqlalchemy import text
-
     from s2cvpn.storage import migrate
 
     migrate.upgrade(fresh_database_url, "0005")
@@ -73,17 +87,8 @@ def test_0006_moves_slots_and_keys_onto_sessions_and_back(fresh_database_url: st
         ("gone", "UNAVAILABLE", "2026-11-28 13:00:00", "k-gone", None),
     ]
 
-    async def run(*statements: str) -> list[tuple[object, ...]]:
-        engine = create_engine(fresh_database_url)
-        try:
-            async with engine.begin() as connection:
-                rows: list[tuple[object, ...]] = []
-                for statement in statements:
-                    result = await connection.execute(text(statement))
-                    rows = [tuple(row) for row in result] if result.returns_rows else []
-                return rows
-        finally:
-            await engine.dispose()
+    def run(*statements: str) -> list[tuple[object, ...]]:
+        return asyncio.run(_sql(fresh_database_url, *statements))
 
     inserts = []
     for session_id, status, released, key, slot in sessions:
@@ -98,19 +103,47 @@ def test_0006_moves_slots_and_keys_onto_sessions_and_back(fresh_database_url: st
             inserts.append(f"INSERT INTO pool_slots (slot, session_id) VALUES ({slot}, '{session_id}')")
         if status == "AVAILABLE":
             inserts.append(f"INSERT INTO active_keys (dedup_key, session_id) VALUES ('{key}', '{session_id}')")
-    asyncio.run(run(*inserts))
+    run(*inserts)
 
     migrate.upgrade(fresh_database_url)
     assert "reservations" not in asyncio.run(_table_names(fresh_database_url))
-    assert asyncio.run(run("SELECT session_id, slot FROM sessions ORDER BY session_id")) == [("ended", 4), ("gone", None), ("live", 3)]
+    assert run("SELECT session_id, slot FROM sessions ORDER BY session_id") == [("ended", 4), ("gone", None), ("live", 3)]
     twin = inserts[0].replace("'live'", "'twin'")  # another live session with the same key
     with pytest.raises(IntegrityError):
-        asyncio.run(run(twin))
+        run(twin)
 
     from alembic import command
 
     command.downgrade(migrate.alembic_config(fresh_database_url), "0005")
-    assert asyncio.run(run("SELECT slot, session_id FROM pool_slots ORDER BY slot")) == [(3, "live"), (4, "ended")]
-    assert asyncio.run(run("SELECT dedup_key, session_id FROM active_keys")) == [("k-live", "live")]
-    held = asyncio.run(run("SELECT session_id, resource_id, mbps FROM reservations ORDER BY session_id"))
+    assert run("SELECT slot, session_id FROM pool_slots ORDER BY slot") == [(3, "live"), (4, "ended")]
+    assert run("SELECT dedup_key, session_id FROM active_keys") == [("k-live", "live")]
+    held = run("SELECT session_id, resource_id, mbps FROM reservations ORDER BY session_id")
     assert held == [("ended", "port:ended", 10), ("live", "port:live", 10)]
+
+
+def test_0008_counts_attempted_jobs_as_begun_and_back(fresh_database_url: str) -> None:
+    """Jobs queued before 0008: one a worker attempted may have touched the network, so it
+    counts as begun (a delete tears its session down); one never attempted does not. The
+    downgrade drops the column, and the upgrade runs again."""
+    from alembic import command
+
+    from s2cvpn.storage import migrate
+
+    migrate.upgrade(fresh_database_url, "0007")
+    columns = "kind, session_id, payload, run_at, attempts, created_at"
+    asyncio.run(
+        _sql(
+            fresh_database_url,
+            f"INSERT INTO jobs ({columns}) VALUES ('provision', 'tried', '{{}}', '2026-11-29 10:00:00', 2, '2026-11-29 09:00:00')",
+            f"INSERT INTO jobs ({columns}) VALUES ('provision', 'fresh', '{{}}', '2026-11-29 10:00:00', 0, '2026-11-29 09:30:00')",
+        )
+    )
+    migrate.upgrade(fresh_database_url)
+    begun = asyncio.run(_sql(fresh_database_url, "SELECT session_id, begun_at IS NOT NULL FROM jobs ORDER BY session_id"))
+    assert begun == [("fresh", False), ("tried", True)]
+    command.downgrade(migrate.alembic_config(fresh_database_url), "0007")
+    with pytest.raises(DBAPIError):  # the column has gone
+        asyncio.run(_sql(fresh_database_url, "SELECT begun_at FROM jobs"))
+    assert len(asyncio.run(_sql(fresh_database_url, "SELECT * FROM jobs"))) == 2
+    migrate.upgrade(fresh_database_url)
+    assert asyncio.run(_sql(fresh_database_url, "SELECT count(*) FROM jobs WHERE begun_at IS NOT NULL")) == [(1,)]
