@@ -65,7 +65,7 @@ class LoadReader:
     joins the read in flight, if there is one: a read that began a moment before it arrived
     is as good a hint as its own. An attempt after a lost race waits for a read that begins
     after it (``coalescing``), so it plans on figures newer than the ones that failed it.
-    With 64 connections of create+delete, PostgreSQL ran one load read for about fifteen
+    With 64 connections of create+delete, PostgreSQL ran one load read for about thirty
     creates (bench/README.md, tenth round)."""
 
     def __init__(self, database: Database) -> None:
