@@ -163,11 +163,12 @@ async def create_session(
             released_at=None,
             slot=None,
         )
+        capacity = _capacity(ctx, now)
         async for slot in slots.candidate_slots(tx, pools.pool_size(ctx.inventory)):
             allocation = pools.allocation_for(ctx.inventory, slot, 2 if plan.secondary else 1)
             record = replace(unplaced, slot=slot, allocation=specs.allocation_to_json(allocation))
             # False: the slot is held; a live twin raises UniqueViolation, a full counter CapacityRace
-            if await acceptance.accept(tx, record, plan.demands, _capacity(ctx, now), idempotency_key=idempotency_key, now=now):
+            if await acceptance.accept(tx, record, plan.demands, capacity, idempotency_key=idempotency_key, now=now):
                 break
         return record, True
 

@@ -29,13 +29,17 @@ from s2cvpn.storage.tables import JobRow
 _ENQUEUE = Sql(
     "INSERT INTO jobs (kind, session_id, payload, run_at, attempts, created_at) VALUES (:kind, :session, :payload, :now, 0, :now)"
 )
+NOT_BEGUN = "begun_at IS NULL"
+# what a handler's first statement writes (``session_store.begin_job``): only the holder
+# marks, and a retry keeps the time of the first beginning
+MARK_BEGUN = "UPDATE jobs SET begun_at = coalesce(begun_at, :now) WHERE job_id = :job AND locked_by = :worker"
 _OF_KIND = "session_id = :session AND kind = :kind"
-_RUNNING = "begun_at IS NOT NULL AND locked_by IS NOT NULL"
+_RUNNING = f"NOT ({NOT_BEGUN}) AND locked_by IS NOT NULL"
 # every job but a running one goes; each says when it began and whether one is running
 # (SQLite 3.40 answers "IS NULL" wrongly in a DELETE's RETURNING: Python reads the time)
 _CANCEL = Sql(
     f"DELETE FROM jobs WHERE {_OF_KIND} AND NOT ({_RUNNING}) "
-    f"RETURNING begun_at, EXISTS (SELECT 1 FROM jobs AS running WHERE running.{_OF_KIND} AND running.{_RUNNING})"
+    f"RETURNING begun_at, EXISTS (SELECT 1 FROM jobs AS running WHERE {_OF_KIND} AND {_RUNNING})"  # names: running's
 )
 _FINISH = Sql("DELETE FROM jobs WHERE job_id = :job")
 _FINISH_LEASED = Sql("DELETE FROM jobs WHERE job_id = :job AND locked_by = :worker")

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from s2cvpn.storage.driver import POSTGRES, Sql, Transaction, decode_row
+from s2cvpn.storage.jobs import MARK_BEGUN
 from s2cvpn.storage.session_reads import SessionView
 from s2cvpn.storage.tables import HELD_SLOT, LIVE_SESSION
 
@@ -121,10 +122,9 @@ async def delete(tx: Transaction, session_id: str) -> SessionRecord | None:
     return None if raw is None else decode(raw)
 
 
-_MARK_BEGUN = "UPDATE jobs SET begun_at = coalesce(begun_at, :now) WHERE job_id = :job AND locked_by = :worker"
-_BEGIN_JOB = Sql(_MARK_BEGUN)
+_BEGIN_JOB = Sql(MARK_BEGUN)
 _BEGIN_JOB_AND_GET = Sql(
-    f"WITH begun AS ({_MARK_BEGUN} RETURNING job_id) "
+    f"WITH begun AS ({MARK_BEGUN} RETURNING job_id) "
     f"SELECT EXISTS (SELECT 1 FROM begun), {_COLUMNS} FROM (VALUES (1)) AS one (x) LEFT JOIN sessions ON session_id = :session"
 )
 

@@ -26,10 +26,11 @@ the caller's path.
 from __future__ import annotations
 
 from s2cvpn.storage.driver import POSTGRES, Database, Refused, Sql
+from s2cvpn.storage.jobs import NOT_BEGUN
 
 _UNBUILT = "session_id = :session AND client_id = :client AND status = 'REQUESTED' AND sink IS NULL"
 _PROVISION = "session_id = :session AND kind = 'provision'"
-_UNTOUCHED = "begun_at IS NULL"  # no worker began it (one may hold it: it will find it gone)
+_UNTOUCHED = NOT_BEGUN  # no worker began it (one may hold it: it will find it gone)
 _WITHDRAW = Sql(
     # the row is locked before its job, as in every transaction that changes both
     f"WITH target AS (SELECT session_id FROM sessions WHERE {_UNBUILT} FOR UPDATE"
