@@ -15,9 +15,11 @@ from s2cvpn.network import planner
 from s2cvpn.network.loader import load_inventory
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import migrate, reservations
+from s2cvpn.storage.acceptance import Acceptances
 from s2cvpn.storage.db import create_engine, read_connections, session_factory
 from s2cvpn.storage.driver import open_database
 from s2cvpn.storage.session_reads import SessionReader
+from s2cvpn.storage.withdrawal import Withdrawals
 
 
 @asynccontextmanager
@@ -37,6 +39,8 @@ async def open_context(settings: Settings, *, clock: Clock | None = None, migrat
             database=database,
             session_reads=SessionReader(database),
             loads=reservations.LoadReader(database),
+            acceptances=Acceptances(database),
+            withdrawals=Withdrawals(database),
             inventory=inventory,
             driver=create_driver(
                 settings.driver, inventory, model_delay_seconds=settings.model_apply_delay_seconds, netns_prefix=settings.netns_prefix

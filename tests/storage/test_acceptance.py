@@ -1,6 +1,6 @@
-"""A new session's acceptance (``acceptance.accept``) on both databases, outside a
+"""A new session's acceptance (``acceptance.Acceptances``) on both databases, outside a
 transaction as the service runs it (``Database.autocommit``: one statement that commits
-alone on PostgreSQL): all of it is written, or none of it; concurrent acceptances never
+alone on PostgreSQL, shared by the acceptances in flight: ``test_batched_writes``): all of it is written, or none of it; concurrent acceptances never
 overbook a counter; and one that wants the slot of a session being deleted waits for the
 delete without a deadlock."""
 
@@ -9,18 +9,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 
 from s2cvpn.storage import acceptance, reservations, session_store
-from s2cvpn.storage.driver import Database, Sql, UniqueViolation, open_database
-from s2cvpn.storage.session_store import SessionRecord
+from s2cvpn.storage.driver import Database, Sql, UniqueViolation
+from tests.support.acceptances import accept, database_with_counters, planned_session
 from tests.support.records import stored_session
 
-NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
-CAPACITY = {"link-a": 1000, "port:x": 100}
-_COUNTER = Sql("INSERT INTO resource_load (resource_id, reserved_mbps) VALUES (:resource, 0)")
 _COUNTERS = Sql("SELECT resource_id, reserved_mbps FROM resource_load")
 _JOBS = Sql("SELECT kind, session_id, attempts FROM jobs ORDER BY session_id")
 _KEYS = Sql("SELECT client_id, key, session_id FROM idempotency_keys ORDER BY session_id")
@@ -28,22 +24,14 @@ _KEYS = Sql("SELECT client_id, key, session_id FROM idempotency_keys ORDER BY se
 
 @pytest.fixture
 async def database(migrated_url: str) -> AsyncIterator[Database]:
-    database = open_database(migrated_url)
-    async with database.transaction() as tx:
-        for resource in CAPACITY:
-            await tx.execute(_COUNTER, resource=resource)
-    yield database
-    await database.close()
+    async with database_with_counters(migrated_url) as database:
+        yield database
 
 
-def _session(n: int, *, slot: int, demands: dict[str, int]) -> SessionRecord:
-    """Session ``n`` in pool slot ``slot``, planned to hold ``demands``."""
-    return replace(stored_session(n, slot=slot), plan={"demands": demands})
-
-
-async def _accept(database: Database, record: SessionRecord, key: str | None = None) -> bool:
-    async with database.autocommit() as tx:
-        return await acceptance.accept(tx, record, record.held, lambda rid: CAPACITY.get(rid, 1000), idempotency_key=key, now=NOW)
+@pytest.fixture
+def acceptances(database: Database) -> acceptance.Acceptances:
+    """One for the test, as the service has one: concurrent acceptances share statements."""
+    return acceptance.Acceptances(database)
 
 
 async def _state(database: Database) -> tuple[dict[str, int], list[tuple], list[tuple], list[str]]:
@@ -56,9 +44,10 @@ async def _state(database: Database) -> tuple[dict[str, int], list[tuple], list[
     return counters, found, keys, stored
 
 
-async def test_an_accepted_session_has_its_row_job_key_and_capacity(database: Database) -> None:
-    first = _session(1, slot=3, demands={"port:x": 30, "link-a": 200})
-    assert await _accept(database, first, key="k-1")
+async def test_an_accepted_session_has_its_row_job_key_and_capacity(database: Database, acceptances: acceptance.Acceptances) -> None:
+    first = planned_session(1, slot=3, demands={"port:x": 30, "link-a": 200})
+    first = replace(first, request={**first.request, "serviceName": "nul \x00 and \u00e9"})  # JSON keeps them both
+    assert await accept(acceptances, database, first, key="k-1")
     counters, found, keys, stored = await _state(database)
     assert counters == {"link-a": 200, "port:x": 30}
     assert found == [("provision", first.session_id, 0)]
@@ -66,46 +55,46 @@ async def test_an_accepted_session_has_its_row_job_key_and_capacity(database: Da
     async with database.reading() as tx:
         assert await session_store.get(tx, first.session_id) == first
     # without a key, none is written
-    assert await _accept(database, _session(2, slot=4, demands={"port:x": 10}))
+    assert await accept(acceptances, database, planned_session(2, slot=4, demands={"port:x": 10}))
     assert len((await _state(database))[2]) == 1
 
 
-async def test_a_held_slot_writes_nothing(database: Database) -> None:
-    assert await _accept(database, _session(1, slot=5, demands={"port:x": 10}), key="k-1")
+async def test_a_held_slot_writes_nothing(database: Database, acceptances: acceptance.Acceptances) -> None:
+    assert await accept(acceptances, database, planned_session(1, slot=5, demands={"port:x": 10}), key="k-1")
     before = await _state(database)
-    assert not await _accept(database, _session(2, slot=5, demands={"port:x": 10}), key="k-2")
+    assert not await accept(acceptances, database, planned_session(2, slot=5, demands={"port:x": 10}), key="k-2")
     assert await _state(database) == before
 
 
-async def test_a_full_counter_writes_nothing(database: Database) -> None:
-    assert await _accept(database, _session(1, slot=1, demands={"port:x": 90}))
+async def test_a_full_counter_writes_nothing(database: Database, acceptances: acceptance.Acceptances) -> None:
+    assert await accept(acceptances, database, planned_session(1, slot=1, demands={"port:x": 90}))
     before = await _state(database)
     with pytest.raises(reservations.CapacityRace) as raced:
-        await _accept(database, _session(2, slot=2, demands={"link-a": 10, "port:x": 20}), key="k-2")
+        await accept(acceptances, database, planned_session(2, slot=2, demands={"link-a": 10, "port:x": 20}), key="k-2")
     assert raced.value.resource_id == "port:x"
     assert await _state(database) == before
     # a resource with no counter (unknown to the inventory) has no room either
     with pytest.raises(reservations.CapacityRace):
-        await _accept(database, _session(3, slot=3, demands={"link-unknown": 1}))
+        await accept(acceptances, database, planned_session(3, slot=3, demands={"link-unknown": 1}))
     assert await _state(database) == before
 
 
-async def test_a_live_twin_writes_nothing(database: Database) -> None:
-    assert await _accept(database, _session(1, slot=1, demands={"port:x": 10}))
+async def test_a_live_twin_writes_nothing(database: Database, acceptances: acceptance.Acceptances) -> None:
+    assert await accept(acceptances, database, planned_session(1, slot=1, demands={"port:x": 10}))
     before = await _state(database)
-    twin = replace(_session(2, slot=2, demands={"port:x": 10}), dedup_key=stored_session(1).dedup_key)
+    twin = replace(planned_session(2, slot=2, demands={"port:x": 10}), dedup_key=stored_session(1).dedup_key)
     with pytest.raises(UniqueViolation):
-        await _accept(database, twin, key="k-2")
+        await accept(acceptances, database, twin, key="k-2")
     assert await _state(database) == before
 
 
-async def test_concurrent_acceptances_never_overbook(database: Database) -> None:
+async def test_concurrent_acceptances_never_overbook(database: Database, acceptances: acceptance.Acceptances) -> None:
     """30 sessions of 10 Mbps race for a 100 Mbps port: exactly 10 are accepted, and the
     counter holds exactly theirs."""
 
     async def one(n: int) -> bool:
         try:
-            return await _accept(database, _session(n, slot=n, demands={"port:x": 10, "link-a": 5}))
+            return await accept(acceptances, database, planned_session(n, slot=n, demands={"port:x": 10, "link-a": 5}))
         except reservations.CapacityRace:
             return False
 
@@ -116,13 +105,13 @@ async def test_concurrent_acceptances_never_overbook(database: Database) -> None
     assert len(found) == len(stored) == 10
 
 
-async def test_the_slot_of_a_session_being_deleted_is_waited_for_without_a_deadlock(database: Database) -> None:
+async def test_the_slot_of_a_session_being_deleted_is_waited_for_without_a_deadlock(database: Database, acceptances: acceptance.Acceptances) -> None:
     """A delete removes its row (its slot is held until it commits), then gives back its
     capacity; an acceptance of the same slot on the same counters meanwhile waits for it,
     then takes the slot. Locking the counters before the slot would deadlock here
     (PostgreSQL would abort one of the two after a second)."""
-    first = _session(1, slot=7, demands={"port:x": 40})
-    assert await _accept(database, first)
+    first = planned_session(1, slot=7, demands={"port:x": 40})
+    assert await accept(acceptances, database, first)
     row_gone = asyncio.Event()
 
     async def delete_first() -> None:
@@ -134,7 +123,7 @@ async def test_the_slot_of_a_session_being_deleted_is_waited_for_without_a_deadl
 
     async def accept_second() -> bool:
         await row_gone.wait()
-        return await _accept(database, _session(2, slot=7, demands={"port:x": 40}))
+        return await accept(acceptances, database, planned_session(2, slot=7, demands={"port:x": 40}))
 
     _, accepted = await asyncio.wait_for(asyncio.gather(delete_first(), accept_second()), timeout=20)
     assert accepted

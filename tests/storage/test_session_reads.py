@@ -217,7 +217,7 @@ async def test_coalesced_reads_fail_together_and_the_next_ones_read_again(postgr
         # at shutdown the task sending the queries is cancelled: no read is left waiting forever
         stranded = [asyncio.create_task(reader.one(written.session_id)) for _ in range(3)]
         await asyncio.sleep(0)
-        reader._batches._reading.cancel()  # type: ignore[union-attr]
+        reader._batches._sending.cancel()  # type: ignore[union-attr]
         await asyncio.wait(stranded, timeout=5)
         assert all(task.cancelled() for task in stranded)
         assert (await reader.one(written.session_id)) is not None

@@ -14,9 +14,11 @@ from s2cvpn.clock import Clock
 from s2cvpn.config import Settings
 from s2cvpn.drivers.base import Health, NetworkDriver, call_driver
 from s2cvpn.network.inventory import Inventory
+from s2cvpn.storage.acceptance import Acceptances
 from s2cvpn.storage.driver import Database
 from s2cvpn.storage.reservations import LoadReader
 from s2cvpn.storage.session_reads import SessionReader
+from s2cvpn.storage.withdrawal import Withdrawals
 
 
 HEALTH_TTL_SECONDS = 2.0
@@ -31,6 +33,8 @@ class ServiceContext:
     database: Database  # the session hot path's transactions, on the driver itself
     session_reads: SessionReader  # getSession/listSessions, on ``database``
     loads: LoadReader  # the load a create or a change plans on, on ``database``
+    acceptances: Acceptances  # new sessions' writes, on ``database``
+    withdrawals: Withdrawals  # deletes of sessions no worker began to build, on ``database``
     inventory: Inventory
     driver: NetworkDriver
     clock: Clock

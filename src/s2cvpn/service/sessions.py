@@ -5,7 +5,7 @@ as a job in that same transaction (never fire-and-forget), so a crash loses noth
 PostgreSQL a create's writes, and a delete before any worker began the provisioning, are
 one statement each (``storage.acceptance``, ``storage.withdrawal``), which is its own
 transaction: they run with no BEGIN and COMMIT (a create with a quota keeps its
-transaction, for the quota's lock).
+transaction, for the quota's lock), and the creates, or the deletes, in flight share one.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from s2cvpn.network import planner, pools, resolve
 from s2cvpn.network.plans import ConnectionRequest, Plan
 from s2cvpn.service import lifecycle, sinks, specs
 from s2cvpn.service.context import ServiceContext
-from s2cvpn.storage import acceptance, idempotency, jobs, reservations, session_store, slots, withdrawal
+from s2cvpn.storage import idempotency, jobs, reservations, session_store, slots
 from s2cvpn.storage.driver import Transaction, UniqueViolation
 from s2cvpn.storage.session_reads import SessionView
 from s2cvpn.storage.session_store import SessionRecord
@@ -168,13 +168,14 @@ async def create_session(
             allocation = pools.allocation_for(ctx.inventory, slot, 2 if plan.secondary else 1)
             record = replace(unplaced, slot=slot, allocation=specs.allocation_to_json(allocation))
             # False: the slot is held; a live twin raises UniqueViolation, a full counter CapacityRace
-            if await acceptance.accept(tx, record, plan.demands, capacity, idempotency_key=idempotency_key, now=now):
+            if await ctx.acceptances.accept(tx, record, capacity, idempotency_key=idempotency_key):
                 break
         return record, True
 
     try:
         # without a quota to count under a lock, every write of the create is the one
-        # statement of acceptance.accept: no transaction needed on PostgreSQL
+        # statement of its acceptance: no transaction needed on PostgreSQL, and no connection
+        # held while it plans or while its acceptance waits to go with others
         record, created = await _retrying_races(ctx, accept, autocommit=not ctx.settings.max_active_sessions_per_client)
     except slots.PoolExhausted as exc:
         raise errors.InsufficientResources(str(exc)) from None
@@ -289,7 +290,7 @@ async def delete_session(ctx: ServiceContext, *, client_id: str, session_id: str
     """Tear the session down; once the network is clean the session is gone (404). One whose
     provisioning no worker began is gone at once (``lifecycle.end``; on PostgreSQL, when it
     has no sink to notify, in one statement: ``withdrawal``)."""
-    if await withdrawal.withdraw(ctx.database, session_id, client_id):
+    if await ctx.withdrawals.withdraw(session_id, client_id):
         return
     now = ctx.clock.now()
     async with ctx.database.transaction() as tx:

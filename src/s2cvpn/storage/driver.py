@@ -50,6 +50,12 @@ class DatabaseUnavailable(Exception):
     """A driver-level failure to reach the database (the API answers 503, like for SQLAlchemy's)."""
 
 
+class Deadlock(DatabaseUnavailable):
+    """PostgreSQL undid a statement to break a deadlock (SQLSTATE 40P01). Where nobody
+    retries it, it answers 503 as an outage does; a statement of several users' writes
+    retries them one by one (``coalescing.together_or_one_by_one``)."""
+
+
 class UniqueViolation(Exception):
     """An INSERT hit a unique key that another committed (or committing) transaction holds."""
 
@@ -60,6 +66,7 @@ class Refused(Exception):
 
 
 REFUSED_SQLSTATE = "S2001"  # raised by s2cvpn_refuse (migration 0007)
+DEADLOCK_SQLSTATE = "40P01"
 
 
 log = logging.getLogger(__name__)
@@ -122,6 +129,9 @@ class Transaction(ABC):
     take dicts or lists, time columns aware datetimes."""
 
     dialect: str
+    # each statement borrows a connection of its own and commits alone (``Database.autocommit``
+    # on PostgreSQL): nothing ties one statement to the next
+    per_statement = False
 
     @abstractmethod
     async def execute(self, sql: Sql, **params: Any) -> int:
@@ -159,8 +169,8 @@ class PostgresTransaction(Transaction):
         return [json_text(value) if isinstance(value, dict | list) else value for value in (params[name] for name in sql.names)]
 
     async def _call(self, method: Any, sql: Sql, *args: Any) -> Any:
-        """``method(sql, *args)`` on the connection, a taken unique key told as ``UniqueViolation``
-        and a failed guard as ``Refused``."""
+        """``method(sql, *args)`` on the connection, a taken unique key told as ``UniqueViolation``,
+        a failed guard as ``Refused`` and a broken deadlock as ``Deadlock``."""
         try:
             return await method(sql.postgres, *args)
         except asyncpg.UniqueViolationError as exc:
@@ -168,6 +178,8 @@ class PostgresTransaction(Transaction):
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == REFUSED_SQLSTATE:
                 raise Refused(str(exc)) from exc
+            if exc.sqlstate == DEADLOCK_SQLSTATE:
+                raise Deadlock(str(exc)) from exc
             raise
 
     async def execute(self, sql: Sql, **params: Any) -> int:
@@ -184,6 +196,35 @@ class PostgresTransaction(Transaction):
 
     async def fetch_many(self, sql: Sql, rows: Sequence[Mapping[str, Any]]) -> Sequence[Sequence[Any]]:
         return await self._call(self.connection.fetchmany, sql, [self._args(sql, row) for row in rows])
+
+
+class PostgresAutocommit(Transaction):
+    """``Database.autocommit`` on PostgreSQL: each statement is lent a connection for itself
+    and commits alone. So work made of such statements holds no connection between them:
+    not while it plans, nor while its write waits to go in one statement with others'
+    (``acceptance``)."""
+
+    dialect = POSTGRES
+    per_statement = True
+
+    def __init__(self, lender: ConnectionLender) -> None:
+        self._lender = lender
+
+    async def execute(self, sql: Sql, **params: Any) -> int:
+        async with self._lender.lend() as tx:
+            return await tx.execute(sql, **params)
+
+    async def execute_many(self, sql: Sql, rows: Sequence[Mapping[str, Any]]) -> None:
+        async with self._lender.lend() as tx:
+            await tx.execute_many(sql, rows)
+
+    async def fetch(self, sql: Sql, **params: Any) -> Sequence[Sequence[Any]]:
+        async with self._lender.lend() as tx:
+            return await tx.fetch(sql, **params)
+
+    async def fetch_many(self, sql: Sql, rows: Sequence[Mapping[str, Any]]) -> Sequence[Sequence[Any]]:
+        async with self._lender.lend() as tx:
+            return await tx.fetch_many(sql, rows)
 
 
 class SqliteTransaction(Transaction):
@@ -345,9 +386,10 @@ class Database(ABC):
     def autocommit(self) -> Any:
         """``async with db.autocommit() as tx``: work whose every write is one statement on
         PostgreSQL, atomic alone (``storage.acceptance``). There each statement commits by
-        itself, and the work costs no BEGIN and COMMIT round trips; its reads see the
-        latest committed state, as in a READ COMMITTED transaction. On SQLite, where such
-        a write is several statements, the work is one transaction."""
+        itself on a connection lent for it alone (``PostgresAutocommit``), and the work
+        costs no BEGIN and COMMIT round trips; its reads see the latest committed state, as
+        in a READ COMMITTED transaction. On SQLite, where such a write is several
+        statements, the work is one transaction."""
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -367,15 +409,16 @@ class PostgresDatabase(Database):
     def reading(self) -> Lending:
         return self.connections.lend()
 
-    def autocommit(self) -> Lending:
-        return self.connections.lend()
+    def autocommit(self) -> Reads:
+        return Reads(PostgresAutocommit(self.connections))
 
     async def close(self) -> None:
         await self.connections.close()
 
 
 class Reads:
-    """``async with`` over a reader that needs no setup (SQLite's read connection)."""
+    """``async with`` over a transaction that needs no setup (SQLite's read connection,
+    ``PostgresAutocommit``)."""
 
     __slots__ = ("_tx",)
 

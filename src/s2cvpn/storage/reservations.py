@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from s2cvpn.storage.db import insert_or_skip
-from s2cvpn.storage.coalescing import CoalescedReads
+from s2cvpn.storage.coalescing import CoalescedQueries
 from s2cvpn.storage.driver import POSTGRES, Database, Sql, Transaction
 from s2cvpn.storage.tables import ResourceLoadRow
 
@@ -70,7 +70,7 @@ class LoadReader:
 
     def __init__(self, database: Database) -> None:
         self._database = database
-        self._newer = CoalescedReads(self._read, name="s2cvpn-load-reads") if database.dialect == POSTGRES else None
+        self._newer = CoalescedQueries(self._read, name="s2cvpn-load-reads") if database.dialect == POSTGRES else None
         self._in_flight: asyncio.Future[dict[str, int] | None] | None = None
 
     async def current(self, *, after_race: bool = False) -> dict[str, int]:
@@ -79,7 +79,7 @@ class LoadReader:
             async with self._database.reading() as tx:
                 return await current_load(tx)
         if after_race or self._in_flight is None or self._in_flight.done():
-            self._in_flight = asyncio.ensure_future(self._newer.read(None))
+            self._in_flight = asyncio.ensure_future(self._newer.run(None))
             # retrieved even when every caller waiting for it was cancelled meanwhile
             self._in_flight.add_done_callback(lambda read: read.cancelled() or read.exception())
         return dict(await asyncio.shield(self._in_flight) or {})

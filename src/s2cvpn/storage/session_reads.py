@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from s2cvpn.storage.coalescing import CoalescedReads
+from s2cvpn.storage.coalescing import CoalescedQueries
 from s2cvpn.storage.driver import POSTGRES, Database, Sql, decode_row
 
 
@@ -70,7 +70,7 @@ def _decode(raw: Sequence[Any]) -> SessionView:
 class SessionReader:
     def __init__(self, database: Database) -> None:
         self._database = database
-        self._batches = CoalescedReads(self._read_some, name="s2cvpn-session-reads") if database.dialect == POSTGRES else None
+        self._batches = CoalescedQueries(self._read_some, name="s2cvpn-session-reads") if database.dialect == POSTGRES else None
 
     async def one(self, session_id: str) -> SessionView | None:
         """The session, whoever owns it (the caller checks ownership)."""
@@ -78,7 +78,7 @@ class SessionReader:
             async with self._database.reading() as tx:
                 row = await tx.fetchrow(ONE, session=session_id)
         else:
-            row = await self._batches.read(session_id)
+            row = await self._batches.run(session_id)
         return None if row is None else _decode(row)
 
     async def _read_some(self, session_ids: tuple[str, ...]) -> dict[str, Sequence[Any]]:

@@ -9,10 +9,12 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
-from s2cvpn.storage.driver import POSTGRES, Sql, Transaction, decode_row
+from sqlalchemy.dialects import postgresql
+
+from s2cvpn.storage.driver import POSTGRES, Sql, Transaction, decode_row, json_text
 from s2cvpn.storage.jobs import MARK_BEGUN
 from s2cvpn.storage.session_reads import SessionView
-from s2cvpn.storage.tables import HELD_SLOT, LIVE_SESSION
+from s2cvpn.storage.tables import HELD_SLOT, LIVE_SESSION, SessionRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,14 @@ INSERT_TEXT = (
     f"ON CONFLICT (slot) WHERE {HELD_SLOT} DO NOTHING RETURNING session_id"
 )
 _INSERT = Sql(INSERT_TEXT)
+# several new sessions in one statement (PostgreSQL): a parameter per column, each an array
+# of the column's type (``column_arrays``); slots are taken in ascending order, so that two
+# such statements that want each other's slots wait in one direction only
+_ARRAYS = ", ".join(f":{name}::{SessionRow.__table__.c[name].type.compile(postgresql.dialect())}[]" for name in _FIELDS)
+INSERT_MANY_TEXT = (
+    f"INSERT INTO sessions ({_COLUMNS}) SELECT {_COLUMNS} FROM unnest({_ARRAYS}) AS new ({_COLUMNS}) ORDER BY slot "
+    f"ON CONFLICT (slot) WHERE {HELD_SLOT} DO NOTHING"
+)
 _LIVE_TWIN = Sql(f"SELECT 1 FROM sessions WHERE dedup_key = :key AND {LIVE_SESSION}")
 _UPDATES: dict[tuple[str, ...], Sql] = {}
 
@@ -94,6 +104,15 @@ async def insert(tx: Transaction, record: SessionRecord) -> bool:
 def columns(record: SessionRecord) -> dict[str, Any]:
     """The record as the parameters of its row's insert, one per column."""
     return {name: getattr(record, name) for name in _FIELDS}
+
+
+def column_arrays(records: Sequence[SessionRecord]) -> dict[str, tuple[Any, ...]]:
+    """``records`` as the parameters of ``INSERT_MANY_TEXT``, one array per column (JSON as
+    its text: the json type keeps what it was given, ``\\u0000`` included)."""
+    arrays = {name: tuple(getattr(record, name) for record in records) for name in _FIELDS}
+    for index in _JSON:
+        arrays[_FIELDS[index]] = tuple(json_text(value) for value in arrays[_FIELDS[index]])
+    return arrays
 
 
 async def has_live_twin(tx: Transaction, dedup_key: str) -> bool:
