@@ -116,7 +116,7 @@ async def test_the_slot_of_a_session_being_deleted_is_waited_for_without_a_deadl
 
     async def delete_first() -> None:
         async with database.transaction() as tx:
-            deleted = await session_store.delete(tx, first.session_id)
+            deleted = await session_store.delete_returning(tx, first.session_id)
             row_gone.set()
             await asyncio.sleep(0.3)  # the acceptance below now waits for this transaction
             await reservations.release(tx, deleted.held)  # type: ignore[union-attr]

@@ -1,6 +1,6 @@
 """What the sessions row itself refuses, on both databases: a pool slot that another
 session holds until it is released (``ux_sessions_held_slot``), and the duplicate key of
-a live session (``ux_sessions_live_dedup_key``); and how ``slots.candidate_slots`` finds
+a live session (``ux_sessions_live_dedup_key``); and how ``slots.take`` finds
 a free slot, the last one, or none."""
 
 from __future__ import annotations
@@ -79,13 +79,13 @@ async def test_a_live_twin_is_a_unique_violation_and_an_ended_one_is_not(databas
 
 
 async def _place(tx: Transaction, n: int, size: int) -> int:
-    async for slot in slots.candidate_slots(tx, size):
-        if await session_store.insert(tx, _session(n, slot=slot)):
-            return slot
-    raise AssertionError("candidate_slots ended without raising")
+    async def insert_in(slot: int) -> int | None:
+        return slot if await session_store.insert(tx, _session(n, slot=slot)) else None
+
+    return await slots.take(tx, size, insert_in)
 
 
-async def test_candidate_slots_fill_the_pool_then_refuse(database: Database) -> None:
+async def test_slots_fill_the_pool_then_refuse(database: Database) -> None:
     size = 4
     async with database.transaction() as tx:
         taken = [await _place(tx, n, size) for n in range(size)]
@@ -112,11 +112,14 @@ async def test_free_slots_taken_meanwhile_are_skipped(database: Database, monkey
     """Each try is an insert that another session's slot refuses: the next free one is tried."""
     monkeypatch.setattr(slots, "RANDOM_DRAWS", 0)
     async with database.transaction() as tx:
-        tries = []
-        async for slot in slots.candidate_slots(tx, 4):
+        tries: list[int] = []
+
+        async def taken_meanwhile(slot: int) -> int | None:
             tries.append(slot)
             if len(tries) < 4:
                 assert await session_store.insert(tx, _session(len(tries), slot=slot))
-                continue  # as if a concurrent create had taken it: ask for another
-            break
+                return None  # as if a concurrent create had taken it: ask for another
+            return slot
+
+        assert await slots.take(tx, 4, taken_meanwhile) == tries[-1]
         assert sorted(tries) == [0, 1, 2, 3]

@@ -124,7 +124,7 @@ async def teardown(ctx: ServiceContext, held: HeldJob) -> None:
     async with ctx.database.transaction() as tx:
         await held.done(tx)
         # deleted through the API: the row goes in one statement, which says what it held
-        row = await session_store.delete(tx, session_id) if delete_after else await session_store.get(tx, session_id, lock=True)
+        row = await session_store.delete_returning(tx, session_id) if delete_after else await session_store.get(tx, session_id, lock=True)
         if row is None:  # gone already (a second run): what it held was given back then
             return
         if not delete_after:

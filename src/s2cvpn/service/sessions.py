@@ -164,13 +164,14 @@ async def create_session(
             slot=None,
         )
         capacity = _capacity(ctx, now)
-        async for slot in slots.candidate_slots(tx, pools.pool_size(ctx.inventory)):
+
+        async def accept_in(slot: int) -> SessionRecord | None:
             allocation = pools.allocation_for(ctx.inventory, slot, 2 if plan.secondary else 1)
             record = replace(unplaced, slot=slot, allocation=specs.allocation_to_json(allocation))
             # False: the slot is held; a live twin raises UniqueViolation, a full counter CapacityRace
-            if await ctx.acceptances.accept(tx, record, capacity, idempotency_key=idempotency_key):
-                break
-        return record, True
+            return record if await ctx.acceptances.accept(tx, record, capacity, idempotency_key=idempotency_key) else None
+
+        return await slots.take(tx, pools.pool_size(ctx.inventory), accept_in), True
 
     try:
         # without a quota to count under a lock, every write of the create is the one

@@ -36,8 +36,6 @@ from sqlalchemy.engine import make_url
 
 POSTGRES = "postgresql"
 SQLITE = "sqlite"
-# SQLAlchemy's storage format for DateTime on SQLite: the ORM and these statements must agree
-SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 SQLITE_BUSY_WAIT_SECONDS = 30.0
 SQLITE_SYNCHRONOUS = "NORMAL"
 
@@ -104,7 +102,9 @@ def json_value(text: str | bytes | None) -> Any:
 
 
 def sqlite_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime(SQLITE_TIME_FORMAT)
+    """SQLAlchemy's storage format for DateTime on SQLite (``YYYY-MM-DD HH:MM:SS.ffffff``,
+    UTC): the ORM and these statements must agree. isoformat takes a third of strftime's time."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def parse_time(value: datetime | str | None) -> datetime | None:

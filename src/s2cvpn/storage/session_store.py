@@ -132,12 +132,18 @@ async def update(tx: Transaction, record: SessionRecord, **changes: Any) -> Sess
     return replace(record, **changes)
 
 
-_DELETE = Sql(f"DELETE FROM sessions WHERE session_id = :session RETURNING {_COLUMNS}")
+_DELETE = Sql("DELETE FROM sessions WHERE session_id = :session")
+_DELETE_RETURNING = Sql(f"DELETE FROM sessions WHERE session_id = :session RETURNING {_COLUMNS}")
 
 
-async def delete(tx: Transaction, session_id: str) -> SessionRecord | None:
+async def delete(tx: Transaction, session_id: str) -> None:
+    """Forget the session."""
+    await tx.execute(_DELETE, session=session_id)
+
+
+async def delete_returning(tx: Transaction, session_id: str) -> SessionRecord | None:
     """Forget the session; returns its row as it was (None when it was already gone)."""
-    raw = await tx.fetchrow(_DELETE, session=session_id)
+    raw = await tx.fetchrow(_DELETE_RETURNING, session=session_id)
     return None if raw is None else decode(raw)
 
 

@@ -14,10 +14,14 @@ random order, so concurrent creates still spread over what is left.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from s2cvpn.storage.driver import Sql, Transaction
 from s2cvpn.storage.tables import HELD_SLOT
+
+
+T = TypeVar("T")
 
 
 class PoolExhausted(Exception):
@@ -29,16 +33,22 @@ FREE_TRIES = 20
 _HELD = Sql(f"SELECT slot FROM sessions WHERE {HELD_SLOT} AND slot IS NOT NULL")
 
 
-async def candidate_slots(tx: Transaction, size: int) -> AsyncIterator[int]:
-    """Slots to try, one after another, until the caller's insert takes one; raises
-    ``PoolExhausted`` when they run out. In the caller's transaction: each try is one
-    statement (the insert), no savepoint."""
+async def take(tx: Transaction, size: int, try_slot: Callable[[int], Awaitable[T | None]]) -> T:
+    """The first answer of ``try_slot`` that is not None (None: that slot is held), trying
+    slots one after another; raises ``PoolExhausted`` when they run out. In the caller's
+    transaction: each try is one statement (the insert), no savepoint. A loop rather than
+    an async generator the caller leaves: the generator left open cost the event loop a
+    task to close it, on every create."""
     for _ in range(RANDOM_DRAWS):
-        yield random.randrange(size)
+        taken = await try_slot(random.randrange(size))
+        if taken is not None:
+            return taken
     held = {row[0] for row in await tx.fetch(_HELD)}
     free = [slot for slot in range(size) if slot not in held]
     if not free:
         raise PoolExhausted(f"all {size} resource-pool slots are in use")
     for slot in random.sample(free, min(len(free), FREE_TRIES)):
-        yield slot
+        taken = await try_slot(slot)
+        if taken is not None:
+            return taken
     raise PoolExhausted("could not take a resource-pool slot under contention")
