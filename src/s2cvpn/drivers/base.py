@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from s2cvpn.network.inventory import Inventory
@@ -29,7 +29,11 @@ class FlowSpec:
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """Everything a driver needs to build one session's VPN, and nothing it must look up."""
+    """Everything a driver needs to build one session's VPN, and nothing it must look up.
+
+    The session's IETF L3NM document is not part of it: the API and the CLI render it when
+    asked (``network.l3nm``). It was rendered here for every provisioning, and no driver
+    read it; a driver that sends L3NM would render it from this spec and its inventory."""
 
     session_id: str
     client_id: str
@@ -44,7 +48,6 @@ class ServiceSpec:
     flows: tuple[FlowSpec, ...] = ()  # () = all traffic
     route_protocol: Literal["static", "BGP"] = "static"
     customer_asn: int | None = None
-    l3nm: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

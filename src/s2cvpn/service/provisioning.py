@@ -92,7 +92,7 @@ async def provision(ctx: ServiceContext, held: HeldJob) -> None:
         return
     if row is None or row.status != Status.REQUESTED:
         return
-    spec = specs.service_spec(row, ctx.inventory)
+    spec = specs.service_spec(row)
     await _driver(ctx, "apply", spec)
     now = ctx.clock.now()
     async with ctx.database.transaction() as tx:
@@ -112,7 +112,7 @@ async def modify(ctx: ServiceContext, session_id: str) -> None:
     row = await _read(ctx, session_id)
     if row is None or row.status != Status.AVAILABLE:
         return
-    await _driver(ctx, "modify", specs.service_spec(row, ctx.inventory))
+    await _driver(ctx, "modify", specs.service_spec(row))
 
 
 async def teardown(ctx: ServiceContext, held: HeldJob) -> None:
@@ -253,7 +253,7 @@ _AVAILABLE_IDS = (
 async def _reapply(ctx: ServiceContext, row: SessionRow, counts: dict[str, int]) -> None:
     """Build an AVAILABLE session the network lost; one it cannot carry any more ends."""
     try:
-        await _driver(ctx, "apply", specs.service_spec(row, ctx.inventory), cause="reconcile")
+        await _driver(ctx, "apply", specs.service_spec(row), cause="reconcile")
         counts["reapplied"] += 1
     except DriverError as exc:
         log.error("reconcile: session %s cannot be carried any more: %s", row.session_id, exc)

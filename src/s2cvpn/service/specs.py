@@ -133,7 +133,7 @@ def render_l3nm(row: SessionRecord | SessionRow, inventory: Inventory) -> dict[s
     )
 
 
-def service_spec(row: SessionRecord | SessionRow, inventory: Inventory) -> ServiceSpec:
+def service_spec(row: SessionRecord | SessionRow) -> ServiceSpec:
     assert row.plan is not None and row.allocation is not None
     plan = plan_from_json(row.plan)
     request = row.request
@@ -154,5 +154,4 @@ def service_spec(row: SessionRecord | SessionRow, inventory: Inventory) -> Servi
         ),
         route_protocol=request.get("routeProtocol", "static"),
         customer_asn=request.get("customerAsn"),
-        l3nm=render_l3nm(row, inventory),
     )
