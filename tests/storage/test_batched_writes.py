@@ -78,6 +78,9 @@ class Holder:
     async def lock(self, session_id: str) -> None:
         await session_store.get(PostgresTransaction(self.connection), session_id, lock=True)
 
+    async def lock_jobs(self, session_id: str) -> None:
+        await self.connection.execute("SELECT 1 FROM jobs WHERE session_id = $1 FOR UPDATE", session_id)
+
     async def release(self) -> None:
         """Roll back and leave (once)."""
         if not self.connection.is_closed():
@@ -203,9 +206,9 @@ async def test_deletes_in_flight_go_in_one_statement_each_with_its_own_outcome(u
     first, second, begun, others, with_sink, last = records
     asks = [(second, "alice"), (begun, "alice"), (others, "bob"), (with_sink, "alice"), (second, "alice"), (last, "alice")]
     async with Holder(url) as holder:
-        await holder.lock(first.session_id)
+        await holder.lock_jobs(first.session_id)
         held = asyncio.create_task(withdrawals.withdraw(first.session_id, "alice"))
-        await asyncio.sleep(0.3)  # its statement waits for the row
+        await asyncio.sleep(0.3)  # its statement waits for the job's row
         batch = [asyncio.create_task(withdrawals.withdraw(record.session_id, client)) for record, client in asks]
         await asyncio.sleep(0.1)
     # the second ask for the same session is told no, and would find it gone
@@ -216,3 +219,18 @@ async def test_deletes_in_flight_go_in_one_statement_each_with_its_own_outcome(u
     assert stored == sorted(record.session_id for record in kept)
     assert jobs == stored
     assert counters == {"port:x": sum(r.held["port:x"] for r in kept), "link-a": sum(r.held["link-a"] for r in kept)}
+
+
+async def test_a_delete_does_not_wait_for_a_session_another_transaction_holds(url: str, database: Database) -> None:
+    """Its statement skips the row (and tells the caller to take the transaction path,
+    which waits for it): the deletes that share the statement are not held up by it."""
+    acceptances, withdrawals = Acceptances(database), Withdrawals(database)
+    record = replace(planned_session(1, slot=1, demands={"port:x": 10}), sink=None)
+    assert await accept(acceptances, database, record)
+    before = await _state(database)
+    async with Holder(url) as holder:
+        await holder.lock(record.session_id)
+        assert not await asyncio.wait_for(withdrawals.withdraw(record.session_id, "alice"), timeout=5)
+        assert await _state(database) == before
+    assert await withdrawals.withdraw(record.session_id, "alice")
+    assert (await _state(database))[3] == []

@@ -11,6 +11,11 @@ the caller's own session, REQUESTED, with no sink to notify, and a provisioning 
 worker has begun (``jobs.begun_at``), claimed or not. Anything else, it leaves to the
 caller's transaction, which decides the same way with the row locked.
 
+A row that another transaction holds locked is skipped, and its delete takes the caller's
+path, which waits for it. Whoever holds a REQUESTED row is about to change it (a worker
+starting the session, another delete), so it is seldom one this statement could take, and
+the deletes that share the statement do not wait behind it.
+
 Under concurrency it stays exact. A worker marks the job begun, in a statement that commits,
 before it touches the network: a mark that comes first makes the job's DELETE find it begun,
 and nothing is deleted; a mark that comes after finds no job, and the worker does nothing
@@ -40,7 +45,7 @@ _WITHDRAW = Sql(
     # the rows are locked before their jobs, as in every transaction that changes both
     "WITH target AS ("
     "  SELECT session_id FROM sessions JOIN unnest(:sessions::text[], :clients::text[]) AS wanted(session_id, client_id)"
-    f"  USING (session_id, client_id) WHERE {_UNBUILT} ORDER BY session_id FOR UPDATE OF sessions"
+    f"  USING (session_id, client_id) WHERE {_UNBUILT} ORDER BY session_id FOR UPDATE OF sessions SKIP LOCKED"
     "), cancelled AS ("
     f"  DELETE FROM jobs WHERE session_id IN (SELECT session_id FROM target) AND {_PROVISION} AND {_UNTOUCHED}"
     "  RETURNING session_id"
