@@ -5,8 +5,7 @@ reservation is a guarded ``UPDATE ... SET reserved = reserved + :mbps WHERE rese
 :mbps <= :capacity RETURNING`` whose answer says whether it fitted: PostgreSQL's row lock
 and SQLite's ``BEGIN IMMEDIATE`` make concurrent reservations queue on the same row, so the
 check and the write are one step. A session's changes go as one batch (asyncpg sends it in
-one round trip), in sorted order; on SQLite, which has one writer at a time, as one
-statement.
+one round trip), in sorted order.
 
 What a session holds is its plan's ``demands`` until its network is released
 (``SessionRecord.held``): the caller writes the plan in the same transaction as the
@@ -17,14 +16,14 @@ returns exactly that.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from s2cvpn.storage.db import insert_or_skip
 from s2cvpn.storage.coalescing import CoalescedQueries
-from s2cvpn.storage.driver import POSTGRES, Database, Sql, Transaction, json_text
+from s2cvpn.storage.driver import POSTGRES, Database, Sql, Transaction
 from s2cvpn.storage.tables import ResourceLoadRow
 
 
@@ -42,14 +41,6 @@ _CURRENT_LOAD = Sql("SELECT resource_id, reserved_mbps FROM resource_load WHERE 
 _ADJUST = Sql(
     "UPDATE resource_load SET reserved_mbps = reserved_mbps + :delta "
     "WHERE resource_id = :resource AND (:delta <= 0 OR reserved_mbps + :delta <= :capacity) RETURNING resource_id"
-)
-# SQLite: every counter of a change in one statement (one writer at a time: no lock order
-# to keep), the changes as a JSON array of [resource, delta, capacity]
-_ADJUST_ALL = Sql(
-    "UPDATE resource_load SET reserved_mbps = reserved_mbps + change.delta FROM ("
-    "  SELECT value ->> 0 AS resource, value ->> 1 AS delta, value ->> 2 AS capacity FROM json_each(:changes)"
-    ") AS change WHERE resource_load.resource_id = change.resource"
-    " AND (change.delta <= 0 OR resource_load.reserved_mbps + change.delta <= change.capacity) RETURNING resource_id"
 )
 
 
@@ -117,8 +108,8 @@ async def reserve(tx: Transaction, held: Mapping[str, int], demands: Mapping[str
     so concurrent transactions lock rows alike.
     """
     changes = counter_changes(held, demands, capacity_of)
-    if changes:
-        applied = await _adjust(tx, changes)
+    if changes:  # one batch (one round trip on PostgreSQL), rows locked in sorted order
+        applied = {row[0] for row in await tx.fetch_many(_ADJUST, changes)}
         for change in changes:
             if change["delta"] > 0 and change["resource"] not in applied:
                 raise CapacityRace(change["resource"])
@@ -126,15 +117,5 @@ async def reserve(tx: Transaction, held: Mapping[str, int], demands: Mapping[str
 
 async def release(tx: Transaction, held: Mapping[str, int]) -> None:
     """Give back what a session held; the caller marks it released in the same transaction."""
-    if held:  # shrinks, in the same order as reserve: no lock cycles
-        await _adjust(tx, [{"resource": rid, "delta": -held[rid], "capacity": 0} for rid in sorted(held)])
-
-
-async def _adjust(tx: Transaction, changes: Sequence[Mapping[str, Any]]) -> set[str]:
-    """Apply ``changes`` (sorted by resource); the resources whose change applied. On
-    PostgreSQL one batch (one round trip), whose rows are locked in its order; on SQLite one
-    statement."""
-    if tx.dialect == POSTGRES:
-        return {row[0] for row in await tx.fetch_many(_ADJUST, changes)}
-    triples = [[change["resource"], change["delta"], change["capacity"]] for change in changes]
-    return {row[0] for row in await tx.fetch(_ADJUST_ALL, changes=json_text(triples))}
+    if held:  # one batch of shrinks, in the same order as reserve: no lock cycles
+        await tx.execute_many(_ADJUST, [{"resource": rid, "delta": -held[rid], "capacity": 0} for rid in sorted(held)])
