@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -19,9 +20,9 @@ import pytest
 
 from s2cvpn.storage import acceptance, migrate, reservations, session_store, withdrawal
 from s2cvpn.storage.acceptance import Acceptances
-from s2cvpn.storage.driver import Database, PostgresTransaction, Sql, UniqueViolation
+from s2cvpn.storage.driver import Database, PostgresTransaction, Sql, UniqueViolation, json_value
 from s2cvpn.storage.session_store import SessionRecord
-from s2cvpn.storage.withdrawal import Withdrawals
+from s2cvpn.storage.withdrawal import Withdrawals, Withdrawn
 from tests.support.acceptances import accept, database_with_counters, planned_session
 
 pytestmark = pytest.mark.postgres
@@ -30,6 +31,7 @@ _JOBS = Sql("SELECT session_id FROM jobs WHERE kind = 'provision' ORDER BY sessi
 _KEYS = Sql("SELECT key, session_id FROM idempotency_keys ORDER BY key")
 _SESSIONS = Sql("SELECT session_id FROM sessions ORDER BY session_id")
 _BEGIN = Sql("UPDATE jobs SET begun_at = created_at WHERE session_id = :session")
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -194,6 +196,10 @@ async def test_a_batch_undone_by_a_deadlock_is_accepted_one_by_one(url: str, dat
     assert stored == sorted(record.session_id for record in (first, three, five))
 
 
+async def _withdraw(withdrawals: Withdrawals, record: SessionRecord, client: str = "alice") -> Withdrawn | None:
+    return await withdrawals.withdraw(record.session_id, client, now=NOW, purge_at=NOW + timedelta(minutes=1))
+
+
 async def test_deletes_in_flight_go_in_one_statement_each_with_its_own_outcome(url: str, database: Database, statements: list[int]) -> None:
     acceptances, withdrawals = Acceptances(database), Withdrawals(database)
     records = [replace(planned_session(n, slot=n, demands={"port:x": n, "link-a": 10 * n}), sink=None) for n in range(1, 7)]
@@ -207,18 +213,27 @@ async def test_deletes_in_flight_go_in_one_statement_each_with_its_own_outcome(u
     asks = [(second, "alice"), (begun, "alice"), (others, "bob"), (with_sink, "alice"), (second, "alice"), (last, "alice")]
     async with Holder(url) as holder:
         await holder.lock_jobs(first.session_id)
-        held = asyncio.create_task(withdrawals.withdraw(first.session_id, "alice"))
+        held = asyncio.create_task(_withdraw(withdrawals, first))
         await asyncio.sleep(0.3)  # its statement waits for the job's row
-        batch = [asyncio.create_task(withdrawals.withdraw(record.session_id, client)) for record, client in asks]
+        batch = [asyncio.create_task(_withdraw(withdrawals, record, client)) for record, client in asks]
         await asyncio.sleep(0.1)
-    # the second ask for the same session is told no, and would find it gone
-    assert await _settled(held, *batch) == [True, True, False, False, False, False, True]
+    # begun: ended, its teardown queued; another's, or one with a sink: left to the caller's
+    # transaction; the second ask for the same session is told no (it then finds it gone)
+    gone, ending = Withdrawn.GONE, Withdrawn.ENDING
+    assert await _settled(held, *batch) == [gone, gone, ending, None, None, None, gone]
     assert statements == [1, 6]
     counters, jobs, _keys, stored = await _state(database)
-    kept = (begun, others, with_sink)
+    kept = (begun, others, with_sink)  # an ended session holds its capacity until its teardown
     assert stored == sorted(record.session_id for record in kept)
-    assert jobs == stored
+    assert jobs == sorted(record.session_id for record in (others, with_sink))
     assert counters == {"port:x": sum(r.held["port:x"] for r in kept), "link-a": sum(r.held["link-a"] for r in kept)}
+    async with database.reading() as tx:
+        ended = await session_store.get(tx, begun.session_id)
+        teardown = await tx.fetch(Sql("SELECT payload, run_at FROM jobs WHERE session_id = :session AND kind = 'teardown'"), session=begun.session_id)
+    assert ended is not None and (ended.status, ended.status_info, ended.ended_at, ended.purge_at) == (
+        "UNAVAILABLE", "DELETE_REQUESTED", NOW, NOW + timedelta(minutes=1)
+    )
+    assert [(json_value(payload), run_at) for payload, run_at in teardown] == [({"delete": True}, NOW)]
 
 
 async def test_a_delete_does_not_wait_for_a_session_another_transaction_holds(url: str, database: Database) -> None:
@@ -230,7 +245,7 @@ async def test_a_delete_does_not_wait_for_a_session_another_transaction_holds(ur
     before = await _state(database)
     async with Holder(url) as holder:
         await holder.lock(record.session_id)
-        assert not await asyncio.wait_for(withdrawals.withdraw(record.session_id, "alice"), timeout=5)
+        assert await asyncio.wait_for(_withdraw(withdrawals, record), timeout=5) is None
         assert await _state(database) == before
-    assert await withdrawals.withdraw(record.session_id, "alice")
+    assert await _withdraw(withdrawals, record) is Withdrawn.GONE
     assert (await _state(database))[3] == []

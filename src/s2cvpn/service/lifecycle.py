@@ -49,7 +49,7 @@ async def end(
         "status_info": info,
         "ended_at": end_at,
         "expires_at": end_at,
-        "purge_at": now + timedelta(seconds=ctx.settings.retention_seconds),
+        "purge_at": purge_time(ctx, now),
     }
     if delete_after and unbuilt:
         row = replace(row, **ended)
@@ -62,6 +62,11 @@ async def end(
     await jobs.enqueue(tx, kind="teardown", session_id=row.session_id, now=now, payload={"delete": delete_after})
     ctx.work_ready.set()
     return row
+
+
+def purge_time(ctx: ServiceContext, now: datetime) -> datetime:
+    """When a session that ends ``now`` is forgotten (``retention_seconds`` later)."""
+    return now + timedelta(seconds=ctx.settings.retention_seconds)
 
 
 async def release_network(tx: Transaction, row: SessionRecord) -> None:

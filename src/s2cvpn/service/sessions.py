@@ -289,11 +289,13 @@ async def extend_session(ctx: ServiceContext, *, client_id: str, session_id: str
 
 async def delete_session(ctx: ServiceContext, *, client_id: str, session_id: str) -> None:
     """Tear the session down; once the network is clean the session is gone (404). One whose
-    provisioning no worker began is gone at once (``lifecycle.end``; on PostgreSQL, when it
-    has no sink to notify, in one statement: ``withdrawal``)."""
-    if await ctx.withdrawals.withdraw(session_id, client_id):
-        return
+    provisioning no worker began is gone at once (``lifecycle.end``). On PostgreSQL a live
+    session with no sink to notify is ended in one statement that does the same
+    (``withdrawal``)."""
     now = ctx.clock.now()
+    if await ctx.withdrawals.withdraw(session_id, client_id, now=now, purge_at=lifecycle.purge_time(ctx, now)):
+        ctx.work_ready.set()  # a teardown, when it was built
+        return
     async with ctx.database.transaction() as tx:
         row = await owned(tx, client_id, session_id)
         if row.status in LIVE_STATUSES:

@@ -34,12 +34,12 @@ NOT_BEGUN = "begun_at IS NULL"
 # marks, and a retry keeps the time of the first beginning
 MARK_BEGUN = "UPDATE jobs SET begun_at = coalesce(begun_at, :now) WHERE job_id = :job AND locked_by = :worker"
 _OF_KIND = "session_id = :session AND kind = :kind"
-_RUNNING = f"NOT ({NOT_BEGUN}) AND locked_by IS NOT NULL"
+RUNNING = f"NOT ({NOT_BEGUN}) AND locked_by IS NOT NULL"  # begun and held
 # every job but a running one goes; each says when it began and whether one is running
 # (SQLite 3.40 answers "IS NULL" wrongly in a DELETE's RETURNING: Python reads the time)
 _CANCEL = Sql(
-    f"DELETE FROM jobs WHERE {_OF_KIND} AND NOT ({_RUNNING}) "
-    f"RETURNING begun_at, EXISTS (SELECT 1 FROM jobs AS running WHERE {_OF_KIND} AND {_RUNNING})"  # names: running's
+    f"DELETE FROM jobs WHERE {_OF_KIND} AND NOT ({RUNNING}) "
+    f"RETURNING begun_at, EXISTS (SELECT 1 FROM jobs AS running WHERE {_OF_KIND} AND {RUNNING})"  # names: running's
 )
 _FINISH = Sql("DELETE FROM jobs WHERE job_id = :job")
 _FINISH_LEASED = Sql("DELETE FROM jobs WHERE job_id = :job AND locked_by = :worker")

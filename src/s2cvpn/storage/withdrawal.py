@@ -1,24 +1,28 @@
-"""Sessions deleted before any worker began their provisioning, in one statement on
-PostgreSQL (``Withdrawals``): the provisioning jobs dropped, the rows deleted and their
-capacity given back.
+"""A delete in one statement on PostgreSQL (``Withdrawals``), for the commonest case: the
+caller's own live session, with no sink to notify. It does what ``lifecycle.end`` does in
+the delete's transaction:
 
-This is the case where ``lifecycle.end`` needs no teardown (the network was never touched),
-written as data-modifying CTEs so that the commonest delete costs one round trip instead of
-six (BEGIN, the row lock, the job's cancel, the row's delete, the counters, COMMIT). The
-deletes in flight share it (``coalescing``), as creates share their acceptance: under load
-a dozen deletes cost one statement and one commit. It applies only when it can be sure:
-the caller's own session, REQUESTED, with no sink to notify, and a provisioning job that no
-worker has begun (``jobs.begun_at``), claimed or not. Anything else, it leaves to the
-caller's transaction, which decides the same way with the row locked.
+- a session whose provisioning no worker has begun (``jobs.begun_at``), claimed or not, is
+  gone at once: the provisioning job dropped, the row deleted, its capacity given back;
+- any other is ended (UNAVAILABLE, DELETE_REQUESTED) and its teardown queued, which
+  forgets it once the network is clean; a provisioning that runs is left to finish, one
+  that waits for a retry is dropped.
+
+So a delete costs one round trip instead of six (BEGIN, the row lock, the jobs' cancel,
+the row's delete or update, the counters or the teardown, COMMIT), and the deletes in
+flight share it (``coalescing``), as creates share their acceptance: under load a dozen
+deletes cost one statement and one commit. Anything else (a sink to notify, a session
+already ended, SQLite) it leaves to the caller's transaction.
 
 A row that another transaction holds locked is skipped, and its delete takes the caller's
-path, which waits for it. Whoever holds a REQUESTED row is about to change it (a worker
-starting the session, another delete), so it is seldom one this statement could take, and
-the deletes that share the statement do not wait behind it.
+path, which waits for it. Whoever holds a live row is about to change it (a worker
+starting the session, another delete), and the deletes that share the statement do not
+wait behind it.
 
 Under concurrency it stays exact. A worker marks the job begun, in a statement that commits,
-before it touches the network: a mark that comes first makes the job's DELETE find it begun,
-and nothing is deleted; a mark that comes after finds no job, and the worker does nothing
+before it touches the network: a mark that comes first makes the job's DELETE find it begun
+(PostgreSQL re-checks the row it waited for), and the session is ended instead of deleted;
+a mark that comes after finds no job, and the worker does nothing
 (``session_store.begin_job``). If a row changed after its job was dropped, ``s2cvpn_refuse``
 undoes the statement, and each session of it is tried alone. Its locks come in the order of
 the transactions that change the same rows, so no lock cycle forms: the rows (as
@@ -31,28 +35,50 @@ the caller's path.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+from s2cvpn.domain.session import LIVE_STATUSES, Status, StatusInfo
 from s2cvpn.storage.coalescing import CoalescedQueries, together_or_one_by_one
 from s2cvpn.storage.driver import POSTGRES, Database, Deadlock, Refused, Sql, Transaction
-from s2cvpn.storage.jobs import NOT_BEGUN
+from s2cvpn.storage.jobs import RUNNING
 
-_UNBUILT = "status = 'REQUESTED' AND sink IS NULL"
+_LIVE = "status IN (" + ", ".join(f"'{status.value}'" for status in LIVE_STATUSES) + ")"
 _PROVISION = "kind = 'provision'"
-_UNTOUCHED = NOT_BEGUN  # no worker began it (one may hold it: it will find it gone)
 _WITHDRAW = Sql(
+    # a session asked for twice is taken once (the first asker's times)
+    "WITH wanted AS ("
+    "  SELECT DISTINCT ON (session_id) * FROM unnest(:sessions::text[], :clients::text[], :nows::timestamptz[], :purges::timestamptz[])"
+    "  WITH ORDINALITY AS wanted(session_id, client_id, now, purge_at, asked) ORDER BY session_id, asked"
     # the rows are locked before their jobs, as in every transaction that changes both
-    "WITH target AS ("
-    "  SELECT session_id FROM sessions JOIN unnest(:sessions::text[], :clients::text[]) AS wanted(session_id, client_id)"
-    f"  USING (session_id, client_id) WHERE {_UNBUILT} ORDER BY session_id FOR UPDATE OF sessions SKIP LOCKED"
+    "), target AS ("
+    "  SELECT session_id, status, wanted.now, wanted.purge_at FROM sessions JOIN wanted USING (session_id, client_id)"
+    f"  WHERE {_LIVE} AND sink IS NULL ORDER BY session_id FOR UPDATE OF sessions SKIP LOCKED"
+    # what lifecycle.end's jobs.cancel drops: every provisioning but a running one
     "), cancelled AS ("
-    f"  DELETE FROM jobs WHERE session_id IN (SELECT session_id FROM target) AND {_PROVISION} AND {_UNTOUCHED}"
-    "  RETURNING session_id"
+    f"  DELETE FROM jobs WHERE session_id IN (SELECT session_id FROM target) AND {_PROVISION} AND NOT ({RUNNING})"
+    "  RETURNING session_id, begun_at"
+    # REQUESTED, and its provisioning dropped before any worker began it: never built
+    "), unbuilt AS ("
+    f"  SELECT session_id FROM target WHERE status = '{Status.REQUESTED.value}'"
+    "  AND session_id IN (SELECT session_id FROM cancelled)"
+    "  AND session_id NOT IN (SELECT session_id FROM cancelled WHERE begun_at IS NOT NULL)"
+    f"  AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.session_id = target.session_id AND {_PROVISION} AND {RUNNING})"
     "), gone AS ("
-    f"  DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM cancelled) AND {_UNBUILT}"
-    f"  AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.session_id = sessions.session_id AND {_PROVISION} AND NOT ({_UNTOUCHED}))"
+    f"  DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM unbuilt) AND status = '{Status.REQUESTED.value}'"
     "  RETURNING session_id, plan"
+    # built, or being built: ended now, and torn down (then forgotten) by a worker
+    "), ended AS ("
+    f"  UPDATE sessions SET status = '{Status.UNAVAILABLE.value}', status_info = '{StatusInfo.DELETE_REQUESTED.value}',"
+    "  ended_at = target.now, expires_at = target.now, purge_at = target.purge_at"
+    "  FROM target WHERE sessions.session_id = target.session_id AND target.session_id NOT IN (SELECT session_id FROM unbuilt)"
+    "  RETURNING sessions.session_id, target.now"
+    # the teardown lifecycle.end queues for a delete: the row goes once the network is clean
+    "), teardown AS ("
+    "  INSERT INTO jobs (kind, session_id, payload, run_at, attempts, created_at)"
+    "  SELECT 'teardown', session_id, '{\"delete\": true}'::json, now, 0, now FROM ended"
     # what a REQUESTED session holds is its plan's demands (SessionRecord.held)
     "), demands AS ("
     "  SELECT demand.key AS resource_id, sum(demand.value::bigint) AS mbps"
@@ -62,53 +88,65 @@ _WITHDRAW = Sql(
     "), released AS ("
     "  UPDATE resource_load AS load SET reserved_mbps = load.reserved_mbps - demands.mbps FROM demands"
     "  WHERE load.resource_id = demands.resource_id AND (SELECT count(*) FROM locked) > 0"
-    ") SELECT (SELECT coalesce(array_agg(session_id), '{}') FROM gone)"
-    "  WHERE CASE WHEN (SELECT count(*) FROM gone) = (SELECT count(DISTINCT session_id) FROM cancelled) THEN true"
+    ") SELECT (SELECT coalesce(array_agg(session_id), '{}') FROM gone), (SELECT coalesce(array_agg(session_id), '{}') FROM ended)"
+    "  WHERE CASE WHEN (SELECT count(*) FROM gone) = (SELECT count(*) FROM unbuilt) THEN true"
     "  ELSE s2cvpn_refuse('a session changed while its provisioning was being dropped') END"
 )
+
+
+class Withdrawn(enum.Enum):
+    """What a delete's statement did with its session."""
+
+    GONE = "gone"  # never built: deleted, its capacity given back
+    ENDING = "ending"  # built or being built: ended, its teardown queued
 
 
 @dataclass(eq=False, frozen=True)
 class _Withdrawal:
     session_id: str
     client_id: str
+    now: datetime
+    purge_at: datetime
 
 
 class Withdrawals:
-    """Withdraws sessions no worker began to build; on PostgreSQL, several in one statement."""
+    """Deletes sessions in one statement; on PostgreSQL, several at once."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
         self._batches = CoalescedQueries(self._withdraw_batch, name="s2cvpn-withdrawals") if database.dialect == POSTGRES else None
 
-    async def withdraw(self, session_id: str, client_id: str) -> bool:
-        """Delete ``client_id``'s session ``session_id`` if it is REQUESTED, has no sink and
-        no worker began its provisioning (claimed or not), giving its capacity back. False,
-        having changed nothing, in any other case (always on SQLite): the caller then
-        deletes it in a transaction."""
+    async def withdraw(self, session_id: str, client_id: str, *, now: datetime, purge_at: datetime) -> Withdrawn | None:
+        """Delete ``client_id``'s live session ``session_id``, which has no sink to notify,
+        as ``lifecycle.end`` would: GONE when no worker began its provisioning, else ENDING
+        (UNAVAILABLE, DELETE_REQUESTED, ended ``now``, purged at ``purge_at``, a teardown
+        queued). None, having changed nothing, in any other case (always on SQLite): the
+        caller then deletes it in a transaction."""
         if self._batches is None:
-            return False
-        return bool(await self._batches.run(_Withdrawal(session_id, client_id)))
+            return None
+        return await self._batches.run(_Withdrawal(session_id, client_id, now, purge_at))
 
-    async def _withdraw_batch(self, batch: tuple[_Withdrawal, ...]) -> dict[_Withdrawal, bool]:
+    async def _withdraw_batch(self, batch: tuple[_Withdrawal, ...]) -> dict[_Withdrawal, Withdrawn | None]:
         async with self._database.autocommit() as tx:
             return await together_or_one_by_one(
-                batch, lambda some: _withdraw_together(tx, some), undone=(Refused, Deadlock), outcome_of=lambda _error: False
+                batch, lambda some: _withdraw_together(tx, some), undone=(Refused, Deadlock), outcome_of=lambda _error: None
             )
 
 
-async def _withdraw_together(tx: Transaction, batch: Sequence[_Withdrawal]) -> dict[_Withdrawal, bool]:
+async def _withdraw_together(tx: Transaction, batch: Sequence[_Withdrawal]) -> dict[_Withdrawal, Withdrawn | None]:
     """All of ``batch`` in one statement; raises when undone. A session asked for twice is
-    withdrawn for the first asker; the second is told it was not (it then finds it gone)."""
-    gone = set(
-        await tx.fetchval(
-            _WITHDRAW,
-            sessions=tuple(withdrawal.session_id for withdrawal in batch),
-            clients=tuple(withdrawal.client_id for withdrawal in batch),
-        )
+    withdrawn for the first asker; the second is told it was not (it then finds it gone or
+    ended)."""
+    row = await tx.fetchrow(
+        _WITHDRAW,
+        sessions=tuple(withdrawal.session_id for withdrawal in batch),
+        clients=tuple(withdrawal.client_id for withdrawal in batch),
+        nows=tuple(withdrawal.now for withdrawal in batch),
+        purges=tuple(withdrawal.purge_at for withdrawal in batch),
     )
-    outcomes: dict[_Withdrawal, bool] = {}
+    assert row is not None  # the statement returns one row, or raises
+    done = {session_id: Withdrawn.GONE for session_id in row[0]} | {session_id: Withdrawn.ENDING for session_id in row[1]}
+    outcomes: dict[_Withdrawal, Withdrawn | None] = {}
     for withdrawal in batch:
-        outcomes[withdrawal] = withdrawal.session_id in gone
-        gone.discard(withdrawal.session_id)
+        outcomes[withdrawal] = done.pop(withdrawal.session_id, None)
     return outcomes
