@@ -2,8 +2,8 @@
 
 Each use case owns its transaction. Whatever the network must do afterwards is written
 as a job in that same transaction (never fire-and-forget), so a crash loses nothing. On
-PostgreSQL a create's writes, and a delete before any worker began the provisioning, are
-one statement each (``storage.acceptance``, ``storage.withdrawal``), which is its own
+PostgreSQL a create's writes, and a delete of a live session without a sink, are one
+statement each (``storage.acceptance``, ``storage.withdrawal``), which is its own
 transaction: they run with no BEGIN and COMMIT (a create with a quota keeps its
 transaction, for the quota's lock), and the creates, or the deletes, in flight share one.
 """

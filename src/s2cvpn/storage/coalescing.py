@@ -5,8 +5,9 @@ A call there waits for a connection and a round trip anyway; under load, a dozen
 then cost one round trip and one statement instead of a dozen. A call alone is sent at
 once, one turn of the event loop later. Each call's statement is sent after the call
 arrived, so a read sees what was committed before it, and a write comes after it. Used by
-getSession (``session_reads``), by the load a create plans on (``reservations.LoadReader``)
-and by the acceptance of new sessions (``acceptance.Acceptances``).
+getSession (``session_reads``), by the load a create plans on (``reservations.LoadReader``),
+by the acceptance of new sessions (``acceptance.Acceptances``) and by deletes
+(``withdrawal.Withdrawals``).
 """
 
 from __future__ import annotations
