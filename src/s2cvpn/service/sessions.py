@@ -28,6 +28,7 @@ from s2cvpn.storage import idempotency, jobs, reservations, session_store, slots
 from s2cvpn.storage.driver import Transaction, UniqueViolation
 from s2cvpn.storage.session_reads import SessionView
 from s2cvpn.storage.session_store import SessionRecord
+from s2cvpn.storage.withdrawal import Withdrawn
 
 T = TypeVar("T")
 PLAN_ATTEMPTS = 5
@@ -293,8 +294,10 @@ async def delete_session(ctx: ServiceContext, *, client_id: str, session_id: str
     session with no sink to notify is ended in one statement that does the same
     (``withdrawal``)."""
     now = ctx.clock.now()
-    if await ctx.withdrawals.withdraw(session_id, client_id, now=now, purge_at=lifecycle.purge_time(ctx, now)):
-        ctx.work_ready.set()  # a teardown, when it was built
+    withdrawn = await ctx.withdrawals.withdraw(session_id, client_id, now=now, purge_at=lifecycle.purge_time(ctx, now))
+    if withdrawn is Withdrawn.ENDING:
+        ctx.work_ready.set()  # its teardown is queued
+    if withdrawn is not None:
         return
     async with ctx.database.transaction() as tx:
         row = await owned(tx, client_id, session_id)

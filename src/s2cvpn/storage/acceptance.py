@@ -33,12 +33,9 @@ from s2cvpn.storage.coalescing import CoalescedQueries, together_or_one_by_one
 from s2cvpn.storage.driver import POSTGRES, Database, Deadlock, Refused, Sql, Transaction, UniqueViolation
 from s2cvpn.storage.session_store import SessionRecord
 
-# what the inserted sessions demand, summed per resource: a session holds its plan's demands
 _ACCEPT = Sql(
     f"WITH inserted AS ({session_store.INSERT_MANY_TEXT} RETURNING session_id, client_id, created_at, plan"
-    "), demanded AS ("
-    "  SELECT demand.key AS resource_id, sum(demand.value::bigint) AS mbps"
-    "  FROM inserted, json_each_text(inserted.plan -> 'demands') AS demand GROUP BY demand.key"
+    f"), demanded AS ({reservations.held_by('inserted')}"
     "), locked AS ("
     "  SELECT resource_id, reserved_mbps FROM resource_load"
     "  WHERE resource_id IN (SELECT resource_id FROM demanded) ORDER BY resource_id FOR UPDATE"
@@ -91,10 +88,9 @@ class Acceptances:
         another session (nothing written); ``CapacityRace`` when a counter has no room for
         its demand; ``UniqueViolation`` when a live twin or a concurrent use of the key holds
         a unique key. Times are the record's ``created_at``."""
-        demands = record.held
         if tx.dialect != POSTGRES:
-            return await _accept_in_turn(tx, record, demands, capacity_of, idempotency_key)
-        acceptance = _Acceptance(record, idempotency_key, {rid: capacity_of(rid) for rid in demands})
+            return await _accept_in_turn(tx, record, capacity_of, idempotency_key)
+        acceptance = _Acceptance(record, idempotency_key, {rid: capacity_of(rid) for rid in record.held})
         if self._batches is not None and tx.per_statement:
             outcome = await self._batches.run(acceptance)
         else:  # in the caller's transaction (a quota's lock is held there)
@@ -139,14 +135,12 @@ async def _accept_together(tx: Transaction, batch: Sequence[_Acceptance]) -> dic
     return {acceptance: acceptance.record.session_id in accepted for acceptance in batch}
 
 
-async def _accept_in_turn(
-    tx: Transaction, record: SessionRecord, demands: Mapping[str, int], capacity_of: Callable[[str], int], idempotency_key: str | None
-) -> bool:
+async def _accept_in_turn(tx: Transaction, record: SessionRecord, capacity_of: Callable[[str], int], idempotency_key: str | None) -> bool:
     """SQLite: the same writes, one statement after another in the caller's transaction."""
     if not await session_store.insert(tx, record):
         return False
     if idempotency_key:
         await idempotency.remember(tx, record.client_id, idempotency_key, record.session_id, record.created_at)
     await jobs.enqueue(tx, kind="provision", session_id=record.session_id, now=record.created_at)
-    await reservations.reserve(tx, {}, demands, capacity_of)
+    await reservations.reserve(tx, {}, record.held, capacity_of)
     return True

@@ -89,6 +89,16 @@ class LoadReader:
             return {None: await current_load(tx)}
 
 
+def held_by(sessions: str) -> str:
+    """SQL (PostgreSQL): the Mbps that the rows of ``sessions`` (a CTE with a ``plan``
+    column) hold together, per resource (``resource_id``, ``mbps``). What a session holds
+    is its plan's demands (``SessionRecord.held``), until its network is released."""
+    return (
+        f"SELECT demand.key AS resource_id, sum(demand.value::bigint) AS mbps"
+        f" FROM {sessions}, json_each_text({sessions}.plan -> 'demands') AS demand GROUP BY demand.key"
+    )
+
+
 def counter_changes(held: Mapping[str, int], demands: Mapping[str, int], capacity_of: Callable[[str], int]) -> list[dict[str, Any]]:
     """What moving from ``held`` to ``demands`` does to each counter, in sorted order: its
     ``delta`` and, for a growth, the ``capacity`` it must stay within."""

@@ -52,11 +52,10 @@ _DUE = "status = 'AVAILABLE' AND expires_at <= :now"  # served by ix_sessions_st
 EXPIRED = Sql(f"SELECT {_COLUMNS} FROM sessions WHERE {_DUE} ORDER BY expires_at LIMIT :limit {{lock}}", lock="FOR UPDATE SKIP LOCKED")
 _ANY_EXPIRED = Sql(f"SELECT 1 FROM sessions WHERE {_DUE} LIMIT 1")
 # a slot another session holds skips the insert (no row returned); a live twin's key fails it
-INSERT_TEXT = (
+_INSERT = Sql(
     f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join(':' + name for name in _FIELDS)}) "
     f"ON CONFLICT (slot) WHERE {HELD_SLOT} DO NOTHING RETURNING session_id"
 )
-_INSERT = Sql(INSERT_TEXT)
 # several new sessions in one statement (PostgreSQL): a parameter per column, each an array
 # of the column's type (``column_arrays``); slots are taken in ascending order, so that two
 # such statements that want each other's slots wait in one direction only

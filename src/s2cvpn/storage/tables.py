@@ -140,7 +140,7 @@ class JobRow(Base):
     locked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # when a worker began its work (``jobs.begin``); a provisioning not begun may be withdrawn
+    # when a worker began its work (``session_store.begin_job``); a provisioning not begun may be withdrawn
     begun_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (Index("ix_jobs_run_at", "run_at"),)

@@ -40,12 +40,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from s2cvpn.domain.session import LIVE_STATUSES, Status, StatusInfo
+from s2cvpn.domain.session import Status, StatusInfo
+from s2cvpn.storage import reservations
 from s2cvpn.storage.coalescing import CoalescedQueries, together_or_one_by_one
 from s2cvpn.storage.driver import POSTGRES, Database, Deadlock, Refused, Sql, Transaction
 from s2cvpn.storage.jobs import RUNNING
+from s2cvpn.storage.tables import LIVE_SESSION
 
-_LIVE = "status IN (" + ", ".join(f"'{status.value}'" for status in LIVE_STATUSES) + ")"
 _PROVISION = "kind = 'provision'"
 _WITHDRAW = Sql(
     # a session asked for twice is taken once (the first asker's times)
@@ -55,7 +56,7 @@ _WITHDRAW = Sql(
     # the rows are locked before their jobs, as in every transaction that changes both
     "), target AS ("
     "  SELECT session_id, status, wanted.now, wanted.purge_at FROM sessions JOIN wanted USING (session_id, client_id)"
-    f"  WHERE {_LIVE} AND sink IS NULL ORDER BY session_id FOR UPDATE OF sessions SKIP LOCKED"
+    f"  WHERE {LIVE_SESSION} AND sink IS NULL ORDER BY session_id FOR UPDATE OF sessions SKIP LOCKED"
     # what lifecycle.end's jobs.cancel drops: every provisioning but a running one
     "), cancelled AS ("
     f"  DELETE FROM jobs WHERE session_id IN (SELECT session_id FROM target) AND {_PROVISION} AND NOT ({RUNNING})"
@@ -79,10 +80,7 @@ _WITHDRAW = Sql(
     "), teardown AS ("
     "  INSERT INTO jobs (kind, session_id, payload, run_at, attempts, created_at)"
     "  SELECT 'teardown', session_id, '{\"delete\": true}'::json, now, 0, now FROM ended"
-    # what a REQUESTED session holds is its plan's demands (SessionRecord.held)
-    "), demands AS ("
-    "  SELECT demand.key AS resource_id, sum(demand.value::bigint) AS mbps"
-    "  FROM gone, json_each_text(gone.plan -> 'demands') AS demand GROUP BY demand.key"
+    f"), demands AS ({reservations.held_by('gone')}"
     "), locked AS ("
     "  SELECT resource_id FROM resource_load WHERE resource_id IN (SELECT resource_id FROM demands) ORDER BY resource_id FOR UPDATE"
     "), released AS ("
