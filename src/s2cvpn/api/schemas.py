@@ -8,7 +8,6 @@ range errors, which ``api/handlers.py`` answers as 400 OUT_OF_RANGE; everything 
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -25,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from s2cvpn.network import addresses
+
 XCORRELATOR_PATTERN = r"^[a-zA-Z0-9-_:;.\/<>{}]{0,256}$"
 DateTime = Annotated[datetime, WithJsonSchema({"type": "string", "format": "date-time", "maxLength": 64})]
 
@@ -40,7 +41,7 @@ class ResponseModel(BaseModel):
 def _host(version: int):  # type: ignore[no-untyped-def]
     def check(value: str) -> str:
         try:
-            address = ipaddress.ip_address(value)
+            address = addresses.host(value)
         except ValueError:
             raise ValueError(f"not a single IPv{version} host address") from None
         if address.version != version:
@@ -53,7 +54,7 @@ def _host(version: int):  # type: ignore[no-untyped-def]
 def _prefix(version: int):  # type: ignore[no-untyped-def]
     def check(value: str) -> str:
         try:
-            network = ipaddress.ip_network(value, strict=False)
+            network = addresses.prefix(value)
         except ValueError:
             raise ValueError(f"not an IPv{version} address or prefix") from None
         if network.version != version:
@@ -65,7 +66,7 @@ def _prefix(version: int):  # type: ignore[no-untyped-def]
 
 def _any_prefix(value: str) -> str:
     try:
-        ipaddress.ip_network(value, strict=False)
+        addresses.prefix(value)
     except ValueError:
         raise ValueError("not an IP prefix in CIDR notation") from None
     return value

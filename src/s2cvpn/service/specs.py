@@ -8,7 +8,7 @@ from dataclasses import fields
 from typing import Any
 
 from s2cvpn.drivers.base import FlowSpec, ServiceSpec
-from s2cvpn.network import l3nm
+from s2cvpn.network import addresses, l3nm
 from s2cvpn.network.inventory import Inventory
 from s2cvpn.network.plans import Allocation, ConnectionRequest, PathPlan, Plan
 from s2cvpn.storage.session_store import SessionRecord
@@ -80,7 +80,7 @@ def allocation_from_json(data: dict[str, Any]) -> Allocation:
 def _addresses(ip: dict[str, str] | None) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
     if not ip:
         return ()
-    return tuple(ipaddress.ip_address(ip[key]) for key in ("ipv4Address", "ipv6Address") if ip.get(key))
+    return tuple(addresses.host(ip[key]) for key in ("ipv4Address", "ipv6Address") if ip.get(key))
 
 
 def connection_request(client_id: str, body: dict[str, Any], *, sla: str | None = None) -> ConnectionRequest:
@@ -112,7 +112,7 @@ def _networks(items: list[dict[str, str]]) -> tuple[ipaddress.IPv4Network | ipad
     for item in items:
         for key in ("ipv4Address", "ipv6Address"):
             if item.get(key):
-                found.append(ipaddress.ip_network(item[key], strict=False))
+                found.append(addresses.prefix(item[key]))
     return tuple(found)
 
 
@@ -146,7 +146,7 @@ def service_spec(row: SessionRecord | SessionRow) -> ServiceSpec:
         secondary=plan.secondary,
         allocation=allocation_from_json(row.allocation),
         ce_addresses=tuple(str(a) for a in _addresses(request["customerEdge"]["primaryIpAddress"])),
-        ce_prefixes=tuple(ipaddress.ip_network(p, strict=False) for p in request["customerEdge"].get("prefixes") or ()),
+        ce_prefixes=tuple(addresses.prefix(p) for p in request["customerEdge"].get("prefixes") or ()),
         application_servers=_networks(request["applicationServers"]),
         flows=tuple(
             FlowSpec(protocol=f["protocol"], server_ports=_ranges(f.get("serverPorts")), client_ports=_ranges(f.get("clientPorts")))
