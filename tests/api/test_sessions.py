@@ -148,6 +148,17 @@ def test_idempotency_key_returns_the_first_session(client: ApiClient) -> None:
     assert client.get("/sessions").json()["pagination"]["totalCount"] == 1
 
 
+def test_an_idempotency_key_out_of_bounds_is_400_and_creates_nothing(client: ApiClient) -> None:
+    for key, bound in (("k" * 257, "at most 256"), ("", "at least 1")):
+        response = client.post("/sessions", json=session_request(), headers={"Idempotency-Key": key})
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "INVALID_ARGUMENT"
+        assert response.json()["message"].startswith("header.Idempotency-Key:") and bound in response.json()["message"]
+    assert client.get("/sessions").json()["pagination"]["totalCount"] == 0
+    longest = client.post("/sessions", json=session_request(), headers={"Idempotency-Key": "k" * 256})
+    assert longest.status_code == 201, longest.text
+
+
 def test_an_idempotency_key_whose_session_is_gone_says_so_and_creates_nothing(client: ApiClient) -> None:
     session_id = client.post("/sessions", json=session_request(), headers={"Idempotency-Key": "order-43"}).json()["sessionId"]
     assert client.delete(f"/sessions/{session_id}").status_code == 202
