@@ -14,7 +14,6 @@ import hashlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -139,36 +138,37 @@ async def create_session(
             if await session_store.has_live_twin(tx, dedup_key):
                 raise errors.AlreadyExists(DUPLICATE) from None
             raise
-        unplaced = SessionRecord(
-            session_id=session_id,
-            client_id=client_id,
-            status=Status.REQUESTED,
-            status_info=None,
-            request=body,
-            sla=body["sla"],
-            bandwidth_mbps=body["guaranteeBandwidth"],
-            max_latency_ms=body.get("maxLatency"),
-            duration_hours=hours,
-            created_at=now,
-            started_at=None,
-            expires_at=None,
-            ended_at=None,
-            purge_at=None,
-            plan=specs.plan_to_json(plan),
-            allocation=None,
-            actual=lifecycle.planned_actuals(body["sla"], body["guaranteeBandwidth"], plan.latency_ms),
-            sink=body.get("sink"),
-            sink_credential=credential,
-            sink_gone=False,
-            dedup_key=dedup_key,
-            released_at=None,
-            slot=None,
-        )
+        planned = specs.plan_to_json(plan)
+        actual = lifecycle.planned_actuals(body["sla"], body["guaranteeBandwidth"], plan.latency_ms)
         capacity = _capacity(ctx, now)
 
         async def accept_in(slot: int) -> SessionRecord | None:
             allocation = pools.allocation_for(ctx.inventory, slot, 2 if plan.secondary else 1)
-            record = replace(unplaced, slot=slot, allocation=specs.allocation_to_json(allocation))
+            record = SessionRecord(
+                session_id=session_id,
+                client_id=client_id,
+                status=Status.REQUESTED,
+                status_info=None,
+                request=body,
+                sla=body["sla"],
+                bandwidth_mbps=body["guaranteeBandwidth"],
+                max_latency_ms=body.get("maxLatency"),
+                duration_hours=hours,
+                created_at=now,
+                started_at=None,
+                expires_at=None,
+                ended_at=None,
+                purge_at=None,
+                plan=planned,
+                allocation=specs.allocation_to_json(allocation),
+                actual=actual,
+                sink=body.get("sink"),
+                sink_credential=credential,
+                sink_gone=False,
+                dedup_key=dedup_key,
+                released_at=None,
+                slot=slot,
+            )
             # False: the slot is held; a live twin raises UniqueViolation, a full counter CapacityRace
             return record if await ctx.acceptances.accept(tx, record, capacity, idempotency_key=idempotency_key) else None
 
