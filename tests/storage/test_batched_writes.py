@@ -93,6 +93,23 @@ class Holder:
         await self.release()
 
 
+async def _lock_waiters(url: str, count: int) -> None:
+    """Until ``count`` statements on this database wait for a lock: a fixed sleep instead
+    let a busy machine reach the next step before the statement under test waited."""
+    connection = await asyncpg.connect(url)
+    try:
+        for _ in range(1000):
+            waiting = await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if waiting >= count:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{count} statement(s) should wait for a lock, {waiting} do")
+    finally:
+        await connection.close()
+
+
 async def _settled(*tasks: asyncio.Task[Any]) -> list[Any]:
     return list(await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=30))
 
@@ -114,7 +131,7 @@ async def _behind_a_held_slot(url: str, acceptances: Acceptances, database: Data
     async with Holder(url) as holder:
         await holder.insert(planned_session(99, slot=first.slot or 0, demands={}))
         held = asyncio.create_task(accept(acceptances, database, first, keys.get(first.session_id)))
-        await asyncio.sleep(0.3)  # its statement waits for the holder
+        await _lock_waiters(url, 1)  # its statement waits for the holder
         others = [asyncio.create_task(accept(acceptances, database, record, keys.get(record.session_id))) for record in rest]
         await asyncio.sleep(0.1)
     return await _settled(held, *others)
@@ -181,11 +198,12 @@ async def test_a_batch_undone_by_a_deadlock_is_accepted_one_by_one(url: str, dat
         await other.insert(planned_session(95, slot=5, demands={}))
         await stall.insert(planned_session(91, slot=1, demands={}))
         held = asyncio.create_task(accept(acceptances, database, first))
-        await asyncio.sleep(0.3)
+        await _lock_waiters(url, 1)
         batch = [asyncio.create_task(accept(acceptances, database, record)) for record in (three, five)]
         await asyncio.sleep(0.1)
         await stall.release()  # the first goes; the batch takes slot 3 and waits for slot 5
-        await asyncio.sleep(0.3)
+        assert await asyncio.wait_for(held, timeout=10)
+        await _lock_waiters(url, 1)
         await asyncio.wait_for(other.insert(planned_session(93, slot=3, demands={})), timeout=10)  # the cycle, broken after 1 s
         assert statements[:2] == [1, 2]
         # `other` rolls back as it leaves: each acceptance alone then takes its slot
@@ -214,7 +232,7 @@ async def test_deletes_in_flight_go_in_one_statement_each_with_its_own_outcome(u
     async with Holder(url) as holder:
         await holder.lock_jobs(first.session_id)
         held = asyncio.create_task(_withdraw(withdrawals, first))
-        await asyncio.sleep(0.3)  # its statement waits for the job's row
+        await _lock_waiters(url, 1)  # its statement waits for the job's row
         batch = [asyncio.create_task(_withdraw(withdrawals, record, client)) for record, client in asks]
         await asyncio.sleep(0.1)
     # begun: ended, its teardown queued; another's, or one with a sink: left to the caller's
