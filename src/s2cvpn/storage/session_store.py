@@ -131,8 +131,9 @@ async def update(tx: Transaction, record: SessionRecord, **changes: Any) -> Sess
     return replace(record, **changes)
 
 
-_DELETE = Sql("DELETE FROM sessions WHERE session_id = :session")
-_DELETE_RETURNING = Sql(f"DELETE FROM sessions WHERE session_id = :session RETURNING {_COLUMNS}")
+_DELETE_TEXT = "DELETE FROM sessions WHERE session_id = :session"
+_DELETE = Sql(_DELETE_TEXT)
+_DELETE_RETURNING = Sql(f"{_DELETE_TEXT} RETURNING {_COLUMNS}")
 
 
 async def delete(tx: Transaction, session_id: str) -> None:
