@@ -116,10 +116,11 @@ async def test_the_slot_of_a_session_being_deleted_is_waited_for_without_a_deadl
 
     async def delete_first() -> None:
         async with database.transaction() as tx:
-            deleted = await session_store.delete_returning(tx, first.session_id)
+            held = await session_store.delete_holding(tx, first.session_id)
             row_gone.set()
             await asyncio.sleep(0.3)  # the acceptance below now waits for this transaction
-            await reservations.release(tx, deleted.held)  # type: ignore[union-attr]
+            assert held == {"port:x": 40}
+            await reservations.release(tx, held)
 
     async def accept_second() -> bool:
         await row_gone.wait()

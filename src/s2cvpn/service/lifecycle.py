@@ -23,11 +23,19 @@ def planned_actuals(sla: str, bandwidth_mbps: int, latency_ms: float | None) -> 
     }
 
 
-async def start(tx: Transaction, ctx: ServiceContext, row: SessionRecord, now: datetime) -> SessionRecord:
-    """REQUESTED -> AVAILABLE: the network carries the session from now on."""
-    row = await session_store.update(
-        tx, row, status=Status.AVAILABLE, started_at=now, expires_at=now + hours_delta(row.duration_hours)
-    )
+async def start(tx: Transaction, ctx: ServiceContext, row: SessionRecord, now: datetime) -> SessionRecord | None:
+    """REQUESTED -> AVAILABLE: the network carries the session from now on. None, having
+    changed nothing, when the session is no longer REQUESTED.
+
+    ``row`` is the session as its provisioning read it when it began. While REQUESTED a row
+    changes only by ending (API updates and extensions take AVAILABLE sessions only) and by
+    its sink answering 410, which the statement reads back: so starting is one guarded
+    UPDATE, not a locked read of the whole row and then the update."""
+    expires_at = now + hours_delta(row.duration_hours)
+    sink_gone = await session_store.start(tx, row.session_id, started_at=now, expires_at=expires_at)
+    if sink_gone is None:
+        return None
+    row = replace(row, status=Status.AVAILABLE, started_at=now, expires_at=expires_at, sink_gone=sink_gone)
     await notifications.notify_status(tx, ctx, row, now)
     return row
 
@@ -55,7 +63,7 @@ async def end(
         row = replace(row, **ended)
         await notifications.notify_status(tx, ctx, row, now)
         await session_store.delete(tx, row.session_id)
-        await release_network(tx, row)
+        await release_network(tx, row.held)
         return row
     row = await session_store.update(tx, row, **ended)
     await notifications.notify_status(tx, ctx, row, now)
@@ -69,8 +77,8 @@ def purge_time(ctx: ServiceContext, now: datetime) -> datetime:
     return now + timedelta(seconds=ctx.settings.retention_seconds)
 
 
-async def release_network(tx: Transaction, row: SessionRecord) -> None:
-    """After teardown: the capacity ``row`` held goes back (its pool slot went with the row's
-    ``released_at`` or its deletion, written by the caller). Callers run it last before the
-    commit: the capacity counters it locks are shared by every session on the same links."""
-    await reservations.release(tx, row.held)
+async def release_network(tx: Transaction, held: dict[str, int]) -> None:
+    """After teardown: the capacity a session ``held`` goes back (its pool slot went with the
+    row's ``released_at`` or its deletion, written by the caller). Callers run it last before
+    the commit: the capacity counters it locks are shared by every session on the same links."""
+    await reservations.release(tx, held)

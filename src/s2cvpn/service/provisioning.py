@@ -96,11 +96,10 @@ async def provision(ctx: ServiceContext, held: HeldJob) -> None:
     await _driver(ctx, "apply", spec)
     now = ctx.clock.now()
     async with ctx.database.transaction() as tx:
-        row = await session_store.get(tx, session_id, lock=True)
-        if row is not None and row.status == Status.REQUESTED:
-            await lifecycle.start(tx, ctx, row, now)
+        if await lifecycle.start(tx, ctx, row, now) is not None:
             await held.done(tx)
             return
+        row = await session_store.get(tx, session_id, lock=True)
         torn_down = row is None or row.released_at is not None
     # ended meanwhile: a teardown still queued removes what we built; one that already ran
     # (on another worker, during our driver call) cannot have, so remove it here
@@ -123,16 +122,21 @@ async def teardown(ctx: ServiceContext, held: HeldJob) -> None:
     now = ctx.clock.now()
     async with ctx.database.transaction() as tx:
         await held.done(tx)
-        # deleted through the API: the row goes in one statement, which says what it held
-        row = await session_store.delete_returning(tx, session_id) if delete_after else await session_store.get(tx, session_id, lock=True)
-        if row is None:  # gone already (a second run): what it held was given back then
-            return
-        if not delete_after:
+        if delete_after:  # deleted through the API: the row goes in one statement, which says what it held
+            holding = await session_store.delete_holding(tx, session_id)
+        else:
+            row = await session_store.get(tx, session_id, lock=True)
+            if row is None:
+                return
             if row.status_info == StatusInfo.DELETE_REQUESTED:  # deleted through the API after it ended
                 await session_store.delete(tx, session_id)
             else:
                 await session_store.update(tx, row, released_at=now)
-        await lifecycle.release_network(tx, row)  # nothing, for a row a second run finds released
+            holding = row.held
+        # nothing (None or {}) for a row that a second run finds gone or released: what it
+        # held was given back then
+        if holding:
+            await lifecycle.release_network(tx, holding)
 
 
 async def give_up(ctx: ServiceContext, job: ClaimedJob, error: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.dialects import postgresql
 
+from s2cvpn.domain.session import Status
 from s2cvpn.storage.driver import POSTGRES, Sql, Transaction, decode_row, json_text
 from s2cvpn.storage.jobs import MARK_BEGUN
 from s2cvpn.storage.session_reads import SessionView
@@ -33,11 +34,16 @@ class SessionRecord(SessionView):
 
     @property
     def held(self) -> dict[str, int]:
-        """Mbps the session holds per resource (``reservations``): its plan's demands
-        until its network is released."""
-        if self.released_at is not None or not self.plan:
-            return {}
-        return self.plan.get("demands", {})
+        """Mbps the session holds per resource (``reservations``)."""
+        return held_by(self.plan, self.released_at)
+
+
+def held_by(plan: dict[str, Any] | None, released_at: datetime | None) -> dict[str, int]:
+    """What a session with ``plan`` holds: the plan's demands until its network is released."""
+    if released_at is not None or not plan:
+        return {}
+    demands: dict[str, int] = plan.get("demands", {})
+    return demands
 
 
 _FIELDS = tuple(field.name for field in fields(SessionRecord))
@@ -131,9 +137,24 @@ async def update(tx: Transaction, record: SessionRecord, **changes: Any) -> Sess
     return replace(record, **changes)
 
 
+# only a REQUESTED row starts; it says whether its sink answered 410 meanwhile
+_START = Sql(
+    f"UPDATE sessions SET status = '{Status.AVAILABLE.value}', started_at = :started_at, expires_at = :expires_at "
+    f"WHERE session_id = :session AND status = '{Status.REQUESTED.value}' RETURNING sink_gone"
+)
+
+
+async def start(tx: Transaction, session_id: str, *, started_at: datetime, expires_at: datetime) -> bool | None:
+    """Mark a REQUESTED session AVAILABLE from ``started_at``; returns its ``sink_gone``.
+    None, having written nothing, when the session is no longer REQUESTED (or gone). On
+    PostgreSQL the statement waits for a transaction that holds the row, then re-checks it."""
+    raw = await tx.fetchrow(_START, session=session_id, started_at=started_at, expires_at=expires_at)
+    return None if raw is None else bool(raw[0])
+
+
 _DELETE_TEXT = "DELETE FROM sessions WHERE session_id = :session"
 _DELETE = Sql(_DELETE_TEXT)
-_DELETE_RETURNING = Sql(f"{_DELETE_TEXT} RETURNING {_COLUMNS}")
+_DELETE_HOLDING = Sql(f"{_DELETE_TEXT} RETURNING plan, released_at")
 
 
 async def delete(tx: Transaction, session_id: str) -> None:
@@ -141,10 +162,14 @@ async def delete(tx: Transaction, session_id: str) -> None:
     await tx.execute(_DELETE, session=session_id)
 
 
-async def delete_returning(tx: Transaction, session_id: str) -> SessionRecord | None:
-    """Forget the session; returns its row as it was (None when it was already gone)."""
-    raw = await tx.fetchrow(_DELETE_RETURNING, session=session_id)
-    return None if raw is None else decode(raw)
+async def delete_holding(tx: Transaction, session_id: str) -> dict[str, int] | None:
+    """Forget the session; returns what it held (``held_by``), which the caller gives back.
+    None when it was already gone. Only the two columns that say so are read back."""
+    raw = await tx.fetchrow(_DELETE_HOLDING, session=session_id)
+    if raw is None:
+        return None
+    plan, released_at = decode_row(raw, (0,), (1,))
+    return held_by(plan, released_at)
 
 
 _BEGIN_JOB = Sql(MARK_BEGUN)
