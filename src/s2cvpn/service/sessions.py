@@ -35,11 +35,16 @@ IDEMPOTENCY_WINDOW = timedelta(hours=24)
 DUPLICATE = "an active session already connects this CE, PE and application servers"
 
 
+# what ``json.dumps(value, sort_keys=True)`` writes (the keys stored in live sessions were
+# made so), without building an encoder on every call as ``json.dumps`` does for any option
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True)
+
+
 def _dedup_key(client_id: str, body: Mapping[str, Any]) -> str:
     """Same client, same CE and PE primary addresses, same application servers."""
-    servers = sorted(json.dumps(s, sort_keys=True) for s in body["applicationServers"])
-    material = json.dumps(
-        [client_id, body["customerEdge"]["primaryIpAddress"], body["providerEdge"]["primaryIpAddress"], servers], sort_keys=True
+    servers = sorted(_CANONICAL_JSON.encode(s) for s in body["applicationServers"])
+    material = _CANONICAL_JSON.encode(
+        [client_id, body["customerEdge"]["primaryIpAddress"], body["providerEdge"]["primaryIpAddress"], servers]
     )
     return hashlib.sha256(material.encode()).hexdigest()
 
