@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -42,6 +43,19 @@ async def _events(ctx: Any, session_id: str) -> list[str]:
     return [row.body["data"]["status"] for row in rows]
 
 
+def _after_driver_calls(monkeypatch: pytest.MonkeyPatch, then: Callable[[str], Awaitable[None]]) -> None:
+    """Each driver call of the worker runs, then ``then(op)``: what ``then`` does after the
+    apply happens between the provisioning's read of the row and the session's start."""
+    real_driver = provisioning._driver
+
+    async def driver_then(ctx: Any, op: str, *args: Any, cause: str = "job") -> Any:
+        result = await real_driver(ctx, op, *args, cause=cause)
+        await then(op)
+        return result
+
+    monkeypatch.setattr(provisioning, "_driver", driver_then)
+
+
 async def _row(ctx: Any, session_id: str) -> SessionRow | None:
     async with ctx.db() as db:
         return await db.get(SessionRow, session_id)
@@ -69,20 +83,17 @@ def test_a_session_deleted_while_its_network_was_built_is_not_started(
     """The delete comes during the driver's apply: the start finds the session ended and
     writes nothing; the teardown the delete queued removes what was built."""
     calls: Counter[str] = Counter()
-    real_driver = provisioning._driver
 
     async def scenario() -> None:
         async with open_context(settings, migrate_first=False) as ctx:
             session_id = await _create(ctx, sink=sink)
 
-            async def driver_with_a_delete(ctx_: Any, op: str, *args: Any, cause: str = "job") -> Any:
-                result = await real_driver(ctx_, op, *args, cause=cause)
+            async def count_and_delete(op: str) -> None:
                 calls[op] += 1
                 if op == "apply":
                     await session_service.delete_session(ctx, client_id="c1", session_id=session_id)
-                return result
 
-            monkeypatch.setattr(provisioning, "_driver", driver_with_a_delete)
+            _after_driver_calls(monkeypatch, count_and_delete)
             worker = Worker(ctx)
             assert await worker.run_due_jobs() == 1
             row = await _row(ctx, session_id)
@@ -107,19 +118,16 @@ def test_a_session_whose_sink_went_away_while_its_network_was_built_starts_witho
 ) -> None:
     """The sink answered 410 during the driver's apply, after the provisioning read the row:
     the session starts, and nothing is sent."""
-    real_driver = provisioning._driver
 
     async def scenario() -> None:
         async with open_context(settings, migrate_first=False) as ctx:
             session_id = await _create(ctx, sink=SINK)
 
-            async def driver_and_a_gone_sink(ctx_: Any, op: str, *args: Any, cause: str = "job") -> Any:
-                result = await real_driver(ctx_, op, *args, cause=cause)
+            async def sink_answers_410(_op: str) -> None:
                 async with ctx.db() as db, db.begin():
                     await db.execute(update(SessionRow).where(SessionRow.session_id == session_id).values(sink_gone=True))
-                return result
 
-            monkeypatch.setattr(provisioning, "_driver", driver_and_a_gone_sink)
+            _after_driver_calls(monkeypatch, sink_answers_410)
             assert await Worker(ctx).run_due_jobs() == 1
             row = await _row(ctx, session_id)
             assert row is not None and (row.status, row.sink_gone) == (Status.AVAILABLE, True)
