@@ -71,9 +71,9 @@ def _tune_garbage_collector() -> None:
     API's p99 latency. They live as long as the process anyway.
 
     And collect the youngest generation less often. At CPython's 700 allocations, under
-    concurrent requests it ran every other request or so, each time walking the objects of
+    concurrent requests it ran about every 15 requests, each time walking the objects of
     the requests in flight, which were still alive; most of a request's objects are freed by
-    reference counting once it ends. The collector's time went from about 10 to 1.3 us a
+    reference counting once it ends. The collector's time went from about 10.5 to 2.3 us a
     request (create+delete in-process, bench/README.md, twelfth round)."""
     gc.collect()
     gc.freeze()

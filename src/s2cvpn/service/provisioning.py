@@ -122,8 +122,11 @@ async def teardown(ctx: ServiceContext, held: HeldJob) -> None:
     now = ctx.clock.now()
     async with ctx.database.transaction() as tx:
         await held.done(tx)
+        # a second run finds the row gone, or released: what it held was given back then
         if delete_after:  # deleted through the API: the row goes in one statement, which says what it held
             holding = await session_store.delete_holding(tx, session_id)
+            if holding is None:
+                return
         else:
             row = await session_store.get(tx, session_id, lock=True)
             if row is None:
@@ -132,11 +135,8 @@ async def teardown(ctx: ServiceContext, held: HeldJob) -> None:
                 await session_store.delete(tx, session_id)
             else:
                 await session_store.update(tx, row, released_at=now)
-            holding = row.held
-        # nothing (None or {}) for a row that a second run finds gone or released: what it
-        # held was given back then
-        if holding:
-            await lifecycle.release_network(tx, holding)
+            holding = row.held  # nothing, for a released row
+        await lifecycle.release_network(tx, holding)
 
 
 async def give_up(ctx: ServiceContext, job: ClaimedJob, error: str) -> None:
