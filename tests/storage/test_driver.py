@@ -23,11 +23,25 @@ from tests.support.records import CREATED, stored_session
 
 
 
-def test_parameters_are_numbered_once_per_name_for_asyncpg() -> None:
+def test_parameters_are_numbered_once_per_name_for_both_drivers() -> None:
     sql = Sql("SELECT a + :delta FROM t WHERE id = :id AND a + :delta <= :cap AND b::text = 'x:y' {lock}", lock="FOR UPDATE")
     assert sql.postgres == "SELECT a + $1 FROM t WHERE id = $2 AND a + $1 <= $3 AND b::text = 'x:y' FOR UPDATE"
     assert sql.names == ("delta", "id", "cap")
-    assert sql.sqlite == "SELECT a + :delta FROM t WHERE id = :id AND a + :delta <= :cap AND b::text = 'x:y'"
+    assert sql.sqlite == "SELECT a + ?1 FROM t WHERE id = ?2 AND a + ?1 <= ?3 AND b::text = 'x:y'"
+
+
+async def test_sqlite_binds_each_name_once_by_position(tmp_path: Any) -> None:
+    """A name used twice is one parameter: its value is given once, and both uses see it."""
+    database = SqliteDatabase(str(tmp_path / "numbered.db"))
+    try:
+        async with database.transaction() as tx:
+            await tx.execute(Sql("CREATE TABLE t (a INTEGER, b TEXT)"))
+            await tx.execute_many(Sql("INSERT INTO t VALUES (:a, :b)"), [{"b": "one", "a": 1}, {"a": 2, "b": "two"}])
+            both = Sql("SELECT b, :shift + a, :shift FROM t WHERE a + :shift > :floor ORDER BY a")
+            assert [tuple(row) for row in await tx.fetch(both, floor=11, shift=10)] == [("two", 12, 10)]
+            assert await tx.execute(Sql("UPDATE t SET a = a + :d WHERE a = :a OR a = :d"), a=1, d=2) == 2
+    finally:
+        await database.close()
 
 
 async def test_what_the_driver_writes_the_orm_reads_and_back(migrated_url: str) -> None:

@@ -57,10 +57,10 @@ LOCK = Sql(_GET, lock="FOR UPDATE")
 _DUE = "status = 'AVAILABLE' AND expires_at <= :now"  # served by ix_sessions_status_expires_at
 EXPIRED = Sql(f"SELECT {_COLUMNS} FROM sessions WHERE {_DUE} ORDER BY expires_at LIMIT :limit {{lock}}", lock="FOR UPDATE SKIP LOCKED")
 _ANY_EXPIRED = Sql(f"SELECT 1 FROM sessions WHERE {_DUE} LIMIT 1")
-# a slot another session holds skips the insert (no row returned); a live twin's key fails it
+# a slot another session holds skips the insert (no row written); a live twin's key fails it
 _INSERT = Sql(
     f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join(':' + name for name in _FIELDS)}) "
-    f"ON CONFLICT (slot) WHERE {HELD_SLOT} DO NOTHING RETURNING session_id"
+    f"ON CONFLICT (slot) WHERE {HELD_SLOT} DO NOTHING"
 )
 # several new sessions in one statement (PostgreSQL): a parameter per column, each an array
 # of the column's type (``column_arrays``); slots are taken in ascending order, so that two
@@ -103,7 +103,9 @@ async def insert(tx: Transaction, record: SessionRecord) -> bool:
 
     A live session with the same ``dedup_key`` raises ``UniqueViolation`` (on PostgreSQL
     once that session's transaction commits, if it has not yet)."""
-    return await tx.fetchrow(_INSERT, **columns(record)) is not None
+    # the count of rows written says it, not RETURNING: on SQLite, RETURNING collects the
+    # rows in a table of their own first, a quarter of the insert's time
+    return await tx.execute(_INSERT, **columns(record)) == 1
 
 
 def columns(record: SessionRecord) -> dict[str, Any]:
