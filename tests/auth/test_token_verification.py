@@ -242,3 +242,69 @@ async def test_an_expired_revocation_answer_is_looked_up_once_for_all_requests_i
     clock.advance(3)
     await tokens.verify(token)
     assert lookups == 2  # and the answer is not kept beyond its time
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[int]:
+    """Replace ``module.name`` (an async function) by one that counts its calls and is slow
+    (a busy database: the other requests in flight arrive meanwhile)."""
+    calls = [0]
+    real = getattr(module, name)
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        await asyncio.sleep(0.05)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+async def test_a_token_whose_verification_expired_is_verified_once_for_all_requests_in_flight(
+    tokens: TokenService, client: tuple[ClientRow, str], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = (await tokens.issue(client[0], None))["access_token"]
+    await tokens.verify(token)
+    decodes = [0]
+    real_decode = tokens._decode
+
+    def counted_decode(*args: Any) -> Any:
+        decodes[0] += 1
+        return real_decode(*args)
+
+    monkeypatch.setattr(tokens, "_decode", counted_decode)
+    loads = _counting(monkeypatch, keys, "load_keys")
+    clock.advance(31)  # the verified token and the loaded keys have both expired
+    principals = await asyncio.gather(*(tokens.verify(token) for _ in range(64)))
+    assert {p.client_id for p in principals} == {client[0].client_id}
+    assert (decodes[0], loads[0]) == (1, 1)
+    await tokens.verify(token)
+    assert decodes[0] == 1  # cached again
+
+
+async def test_stale_keys_are_loaded_twice_at_most_for_all_tokens_in_flight(
+    tokens: TokenService, client: tuple[ClientRow, str], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issued = [(await tokens.issue(client[0], None))["access_token"] for _ in range(20)]  # 20 tokens, none verified yet
+    loads = _counting(monkeypatch, keys, "load_keys")
+    clock.advance(31)  # the keys are stale: each verification wants them loaded
+    principals = await asyncio.gather(*(tokens.verify(token) for token in issued))
+    assert {p.client_id for p in principals} == {client[0].client_id}
+    # the first one's load, and one that began after the others asked (the first one's may
+    # have begun before a key they need existed); not one each
+    assert loads[0] == 2
+
+
+async def test_a_load_asked_for_while_another_runs_still_runs(
+    tokens: TokenService, client: tuple[ClientRow, str], sessions: async_sessionmaker, settings: Settings,
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = (await tokens.issue(client[0], None))["access_token"]
+    _counting(monkeypatch, keys, "load_keys")
+    clock.advance(31)
+    stale_reload = asyncio.ensure_future(tokens.verify(token))
+    await asyncio.sleep(0.01)  # its load of the stale keys is under way
+    async with sessions() as db:  # another process rotates the keys meanwhile
+        new = await keys.rotate_keys(db, clock.now(), grace=keys.default_grace(settings.token_ttl_seconds))
+    assert await tokens._reload_keys(force=True)
+    await stale_reload
+    assert new.kid in tokens._keys

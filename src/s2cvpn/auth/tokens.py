@@ -22,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 import jwt
@@ -74,6 +75,27 @@ def _refuse(reason: str) -> errors.Unauthenticated:
     return errors.Unauthenticated(reason, headers=dict(_INVALID_TOKEN))
 
 
+T = TypeVar("T")
+
+
+class _SingleFlight(Generic[T]):
+    """One computation per key at a time; who asks for a key while its computation runs
+    awaits that one's answer. When a cached answer expires under load, every request in
+    flight asks for it at once: without this, each would compute it (bench/README.md,
+    fourteenth round)."""
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, asyncio.Future[T]] = {}
+
+    async def run(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+        running = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(compute())
+            self._running[key] = running
+            running.add_done_callback(lambda _done: self._running.pop(key, None))
+        return await asyncio.shield(running)  # a caller that goes away does not cancel the others' answer
+
+
 @dataclass(frozen=True)
 class _Key:
     kid: str
@@ -103,12 +125,14 @@ class TokenService:
         self._keys: dict[str, _Key] = {}
         self._keys_loaded_at: datetime | None = None
         self._keys_lock = asyncio.Lock()
+        # loads of the keys begun, and the number of the last one that finished
+        self._key_loads_begun = 0
+        self._key_load_finished = 0
         self._client_cache: dict[str, tuple[bool, datetime, int]] = {}
-        # one lookup per client at a time: when the answer expires under load, every request
-        # in flight would otherwise query the database at once
-        self._client_lookups: dict[str, asyncio.Future[bool]] = {}
-        # token -> (caller, exp, built-in issuer?), insertion ordered: the oldest goes first
+        self._client_lookups: _SingleFlight[bool] = _SingleFlight()
+        # token -> (caller, until, built-in issuer?), insertion ordered: the oldest goes first
         self._verified: dict[str, tuple[Principal, float, bool]] = {}
+        self._verifications: _SingleFlight[tuple[Principal, float, bool]] = _SingleFlight()
         self._ext_keys: dict[str, dict[str, Any]] = {}
         self._ext_loaded_at: datetime | None = None
         self._ext_lock = asyncio.Lock()
@@ -187,12 +211,19 @@ class TokenService:
         return loaded is None or now - loaded >= timedelta(seconds=KEY_CACHE_SECONDS)
 
     async def _reload_keys(self, *, force: bool) -> bool:
-        """Reload keys from the database; unless forced, at most once per rate-limit period."""
+        """Reload keys from the database; unless forced, at most once per rate-limit period.
+        Not at all when a load that began after the call finished while it waited for the
+        lock: that load is as fresh as its own would be."""
+        asked_after = self._key_loads_begun
         async with self._keys_lock:
+            if self._key_load_finished > asked_after:
+                return False
             now = self.clock.now()
             loaded = self._keys_loaded_at
             if not force and loaded is not None and now - loaded < timedelta(seconds=KEY_RELOAD_MIN_SECONDS):
                 return False
+            self._key_loads_begun += 1
+            load = self._key_loads_begun
             async with self.sessions() as db:
                 rows = await keys.load_keys(db)
             fresh: dict[str, _Key] = {}
@@ -202,6 +233,7 @@ class TokenService:
                 fresh[row.kid] = _Key(row.kid, row.active_from, row.retired_at, row.expires_at, private, private.public_key())
             self._keys = fresh
             self._keys_loaded_at = now
+            self._key_load_finished = load
             return True
 
     # ---- verifying -----------------------------------------------------------------
@@ -218,16 +250,21 @@ class TokenService:
         now = self.clock.now()
         known = self._verified.get(token)
         if known is not None and known[1] > now.timestamp():
-            principal, _expires, builtin = known
+            principal, _until, builtin = known
             if builtin and not await self._client_active(principal.client_id, now):
                 raise _refuse("client revoked")
             return principal
+        # the requests in flight with this token when its entry expired verify it once
+        principal, _until, _builtin = await self._verifications.run(token, lambda: self._verify_and_remember(token, now))
+        return principal
+
+    async def _verify_and_remember(self, token: str, now: datetime) -> tuple[Principal, float, bool]:
         principal, expires, builtin = await self._verify_uncached(token)
         if len(self._verified) >= VERIFIED_CACHE_SIZE:
             self._verified.pop(next(iter(self._verified)))
         until = min(expires + LEEWAY_SECONDS, now.timestamp() + VERIFIED_CACHE_SECONDS)
         self._verified[token] = (principal, until, builtin)
-        return principal
+        return principal, until, builtin
 
     async def _verify_uncached(self, token: str) -> tuple[Principal, float, bool]:
         try:
@@ -329,12 +366,7 @@ class TokenService:
             active, checked_at, cached_epoch = cached
             if cached_epoch == epoch and now - checked_at < timedelta(seconds=REVOCATION_CACHE_SECONDS):
                 return active
-        lookup = self._client_lookups.get(client_id)
-        if lookup is None:
-            lookup = asyncio.ensure_future(self._look_up_client(client_id, now, epoch))
-            self._client_lookups[client_id] = lookup
-            lookup.add_done_callback(lambda _done: self._client_lookups.pop(client_id, None))
-        return await asyncio.shield(lookup)  # a caller that goes away does not cancel the others' answer
+        return await self._client_lookups.run(client_id, lambda: self._look_up_client(client_id, now, epoch))
 
     async def _look_up_client(self, client_id: str, now: datetime, epoch: int) -> bool:
         async with self.sessions() as db:
