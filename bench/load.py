@@ -9,7 +9,9 @@ worker, as shipped) on a fresh database, and, alongside, a bare FastAPI app with
 (``apt-get install wrk``; a separate C process, 2 threads) with Lua scripts that carry
 the bearer token; each figure is one wrk run of ``--seconds`` at ``--connections``:
 
-- hello: ``GET /hello`` on the bare app (the ceiling on this machine);
+- hello: ``GET /hello`` on the bare app (the ceiling on this machine), run before each
+  route and after the last; each route's ratio is to the mean of the two runs around it,
+  since this machine's speed drifts within a run (the hello row gives the mean and range);
 - getSession: ``GET /sessions/{id}`` of one of the client's sessions, a different one at
   random each time (a server that coalesced or cached reads of one id would otherwise
   measure that, not a read);
@@ -287,26 +289,39 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
         get_any = GET_ANY_LUA % (", ".join(lua_string(i) for i in session_ids(database_url, client_id)), PREFIX)
         load = {"seconds": args.seconds, "connections": args.connections}
         body = json.dumps({**SESSION, "applicationServers": [{"ipv4Address": "%s"}]})
-        measured = {
-            "hello": wrk(f"http://127.0.0.1:{hello_port}/hello", "", token=None, server=hello.pid, **load),
-            "getSession": wrk(api_url, get_any, token=token, server=server.pid, **load),
-            "listSessions": wrk(f"{api_url}/sessions?perPage=20", "", token=token, server=server.pid, **load),
-            "create+delete": wrk(api_url, CREATE_DELETE_LUA % (lua_string(body), PREFIX, PREFIX), token=token, server=server.pid, **load),
+        routes = {
+            "getSession": (api_url, get_any),
+            "listSessions": (f"{api_url}/sessions?perPage=20", ""),
+            "create+delete": (api_url, CREATE_DELETE_LUA % (lua_string(body), PREFIX, PREFIX)),
         }
-        # the provisioning and teardown that the pairs queued count too: the rate is the
-        # requests over the run plus the time the worker took to finish the backlog
-        pairs = measured["create+delete"]
-        cpu = cpu_seconds(server.pid)
-        pairs["accepted_rps"], pairs["drain_s"] = pairs["rps"], drain_seconds(database_url)
-        pairs["rps"] = pairs["requests"] / (pairs["seconds"] + pairs["drain_s"])
-        pairs["cpu_s"] += cpu_seconds(server.pid) - cpu
+        # hello runs before each route and after the last: this machine's speed drifts within
+        # a run, so each route is compared with the mean of the two hello runs around it
+        hellos = [wrk(f"http://127.0.0.1:{hello_port}/hello", "", token=None, server=hello.pid, **load)]
+        measured: dict[str, dict[str, float]] = {}
+        for name, (url, script) in routes.items():
+            figures = measured[name] = wrk(url, script, token=token, server=server.pid, **load)
+            if name == "create+delete":
+                # the provisioning and teardown that the pairs queued count too: the rate is
+                # the requests over the run plus the time the worker took to finish the backlog
+                cpu = cpu_seconds(server.pid)
+                figures["accepted_rps"], figures["drain_s"] = figures["rps"], drain_seconds(database_url)
+                figures["rps"] = figures["requests"] / (figures["seconds"] + figures["drain_s"])
+                figures["cpu_s"] += cpu_seconds(server.pid) - cpu
+            hellos.append(wrk(f"http://127.0.0.1:{hello_port}/hello", "", token=None, server=hello.pid, **load))
+            figures["hello_rps"] = (hellos[-2]["rps"] + hellos[-1]["rps"]) / 2
+        mean_hello = {key: sum(run[key] for run in hellos) / len(hellos) for key in ("rps", "p50_ms", "p99_ms", "cpu_s", "requests", "errors")}
+        mean_hello["hello_rps"] = mean_hello["rps"]
+        rates = sorted(run["rps"] for run in hellos)
+        rows.append((f"{backend} hello (mean of {len(hellos)} runs, {rates[0]:,.0f}-{rates[-1]:,.0f} req/s)", mean_hello))
         rows += [(f"{backend} {name} ({args.sessions} sessions)", figures) for name, figures in measured.items()]
         if args.million and backend == "postgres":
             took = clone_sessions(database_url, sid, 1_000_000, client_id=None)
             print(f"cloned 1,000,000 sessions in {took:.0f}s")
             page = f"{api_url}/sessions?perPage=20"
             for name, url, script in (("getSession", api_url, get_any), ("listSessions", page, ""), ("getSession again", api_url, get_any)):
-                rows.append((f"{backend} {name} (+1,000,000 sessions)", wrk(url, script, token=token, server=server.pid, **load)))
+                figures = wrk(url, script, token=token, server=server.pid, **load)
+                figures["hello_rps"] = mean_hello["rps"]
+                rows.append((f"{backend} {name} (+1,000,000 sessions)", figures))
             now = datetime.now(UTC)
             for label, at in (("nothing due", now), ("everything due", now + timedelta(days=36500))):
                 plan = asyncio.run(explain_sweep(database_url, at))
@@ -339,9 +354,8 @@ def main() -> None:
             rows += run_backend(backend, args, Path(folder))
     print(f"\nwrk -t2 -c{args.connections} -d{args.seconds:g}s, one uvicorn process each ({args.loop} loop), {os.cpu_count()} CPUs shared with wrk\n")
     print("| run | req/s | vs hello | p50 ms | p99 ms | server CPU us/req | errors |\n|---|---|---|---|---|---|---|")
-    hello = {name.split()[0]: figures["rps"] for name, figures in rows if " hello " in name}
     for name, figures in rows:
-        ratio = figures["rps"] / hello[name.split()[0]]
+        ratio = figures["rps"] / figures["hello_rps"]
         print(f"| {name} | {figures['rps']:,.0f} | {ratio:.0%} | {figures['p50_ms']:.1f} | {figures['p99_ms']:.1f} | {figures['cpu_s'] / figures['requests'] * 1e6:.0f} | {figures['errors']:.0f} |")
     for name, figures in rows:
         if "drain_s" in figures:

@@ -76,8 +76,8 @@ class Sql:
 
     Both renderings number the parameters in order of first use (``$1`` on asyncpg, ``?1``
     on sqlite3), and both drivers are given their values as a list in that order: sqlite3
-    binds a list by position, while a dict of names cost it a lookup per parameter (a
-    create+delete's statements took 15% less time, bench/README.md, fourteenth round).
+    binds a list by position, and a dict by looking up each name, a cost on every
+    statement (bench/README.md, fourteenth round).
 
     A ``{lock}`` in the text becomes ``lock`` on PostgreSQL (``FOR UPDATE``, ``FOR UPDATE
     SKIP LOCKED``) and nothing on SQLite, which has one writer at a time and no row locks.
