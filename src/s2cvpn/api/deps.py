@@ -109,6 +109,10 @@ class AuthorizedRoute(APIRoute):
         the media type parsed again (``GuardMiddleware`` lets only JSON through), the
         telemetry hooks. Without them a create+delete costs 6% fewer instructions
         (bench/README.md, fourteenth round). None for any other endpoint: FastAPI handles it.
+
+        The functions it borrows are FastAPI's internals, of the version pinned in
+        ``pyproject.toml``; ``tests/api/test_direct_handler.py`` holds every answer to the
+        one FastAPI's handler gives, so an upgrade that changes them fails there.
         """
         dependant = self.dependant
         field = self.body_field
