@@ -296,7 +296,10 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
         }
         # hello runs before each route and after the last: this machine's speed drifts within
         # a run, so each route is compared with the mean of the two hello runs around it
-        hellos = [wrk(f"http://127.0.0.1:{hello_port}/hello", "", token=None, server=hello.pid, **load)]
+        def run_hello() -> dict[str, float]:
+            return wrk(f"http://127.0.0.1:{hello_port}/hello", "", token=None, server=hello.pid, **load)
+
+        hellos = [run_hello()]
         measured: dict[str, dict[str, float]] = {}
         for name, (url, script) in routes.items():
             figures = measured[name] = wrk(url, script, token=token, server=server.pid, **load)
@@ -307,7 +310,7 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
                 figures["accepted_rps"], figures["drain_s"] = figures["rps"], drain_seconds(database_url)
                 figures["rps"] = figures["requests"] / (figures["seconds"] + figures["drain_s"])
                 figures["cpu_s"] += cpu_seconds(server.pid) - cpu
-            hellos.append(wrk(f"http://127.0.0.1:{hello_port}/hello", "", token=None, server=hello.pid, **load))
+            hellos.append(run_hello())
             figures["hello_rps"] = (hellos[-2]["rps"] + hellos[-1]["rps"]) / 2
         mean_hello = {key: sum(run[key] for run in hellos) / len(hellos) for key in ("rps", "p50_ms", "p99_ms", "cpu_s", "requests", "errors")}
         mean_hello["hello_rps"] = mean_hello["rps"]

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import gc
 import json
 import os
@@ -45,11 +44,11 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from bench.load import SESSION  # noqa: E402
-from bench.request_path import bare_hello, call, request_scope  # noqa: E402
+from bench.request_path import bare_hello, bench_client, call, request_scope  # noqa: E402
 from s2cvpn.app import create_app  # noqa: E402
 from s2cvpn.config import Settings  # noqa: E402
 from s2cvpn.jobs.worker import Worker  # noqa: E402
-from tests.support.servers import PREFIX, register_client  # noqa: E402
+from tests.support.servers import PREFIX  # noqa: E402
 
 KINDS = ("built", "unbuilt")
 STEPS = ("create", "build", "delete", "teardown")
@@ -72,11 +71,7 @@ async def _pairs_on(database_url: str, kind: str, pairs: int) -> dict[str, float
     app = create_app(settings, embed_worker=False)
     async with app.router.lifespan_context(app):
         worker = Worker(app.state.ctx)
-        client_id, secret = await asyncio.to_thread(register_client, database_url, "bench")
-        basic = b"Basic " + base64.b64encode(f"{client_id}:{secret}".encode())
-        form = [(b"authorization", basic), (b"content-type", b"application/x-www-form-urlencoded")]
-        _status, answer = await call(app, request_scope("POST", "/oauth2/token", form), b"grant_type=client_credentials")
-        bearer = [(b"authorization", b"Bearer " + json.loads(answer)["access_token"].encode()), (b"content-type", b"application/json")]
+        _client_id, bearer = await bench_client(app, database_url)
         spent: Counter[str] = Counter()
 
         async def pair(n: int) -> None:

@@ -83,6 +83,16 @@ async def cpu_per_call(app: Asgi, scope: dict[str, Any], calls: int) -> float:
     return (time.process_time() - began) / calls * 1e6
 
 
+async def bench_client(app: Asgi, database_url: str) -> tuple[str, list[tuple[bytes, bytes]]]:
+    """A client registered in the database, and the headers of its JSON requests with a
+    bearer token from the application's token endpoint."""
+    client_id, secret = await asyncio.to_thread(register_client, database_url, "bench")
+    basic = b"Basic " + base64.b64encode(f"{client_id}:{secret}".encode())
+    form = [(b"authorization", basic), (b"content-type", b"application/x-www-form-urlencoded")]
+    _status, body = await call(app, request_scope("POST", "/oauth2/token", form), b"grant_type=client_credentials")
+    return client_id, [(b"authorization", b"Bearer " + json.loads(body)["access_token"].encode()), (b"content-type", b"application/json")]
+
+
 def bare_hello() -> FastAPI:
     hello = FastAPI()
 
@@ -97,11 +107,7 @@ async def measure(database_url: str, args: argparse.Namespace) -> dict[str, floa
     settings = Settings(database_url=database_url, reconcile_interval_seconds=3600, measure_interval_seconds=3600)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        client_id, secret = await asyncio.to_thread(register_client, database_url, "bench")
-        basic = b"Basic " + base64.b64encode(f"{client_id}:{secret}".encode())
-        form = [(b"authorization", basic), (b"content-type", b"application/x-www-form-urlencoded")]
-        _status, body = await call(app, request_scope("POST", "/oauth2/token", form), b"grant_type=client_credentials")
-        bearer = [(b"authorization", b"Bearer " + json.loads(body)["access_token"].encode()), (b"content-type", b"application/json")]
+        client_id, bearer = await bench_client(app, database_url)
         status, body = await call(app, request_scope("POST", f"{PREFIX}/sessions", bearer), json.dumps(SESSION).encode())
         assert status == 201, body
         session_id = json.loads(body)["sessionId"]

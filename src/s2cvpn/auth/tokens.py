@@ -92,8 +92,13 @@ class _SingleFlight(Generic[T]):
         if running is None:
             running = asyncio.ensure_future(compute())
             self._running[key] = running
-            running.add_done_callback(lambda _done: self._running.pop(key, None))
+            running.add_done_callback(lambda done: self._forget(key, done))
         return await asyncio.shield(running)  # a caller that goes away does not cancel the others' answer
+
+    def _forget(self, key: Hashable, done: asyncio.Future[T]) -> None:
+        self._running.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved, even when every caller waiting for it went away
 
 
 @dataclass(frozen=True)
