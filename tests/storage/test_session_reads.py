@@ -13,7 +13,7 @@ import pytest
 from s2cvpn.storage import migrate
 from s2cvpn.storage.db import create_engine, session_factory
 from s2cvpn.storage.driver import ConnectionLender, DatabaseUnavailable, open_database
-from s2cvpn.storage.session_reads import VIEW_FIELDS, SessionReader, SessionView
+from s2cvpn.storage.session_reads import VIEW_FIELDS, SessionReader
 from s2cvpn.storage.tables import SessionRow
 from tests.support.databases import ADMIN_URL, CountedReads, postgres_reason
 from tests.support.servers import free_port
@@ -60,7 +60,7 @@ async def test_reads_what_the_orm_wrote(migrated_url: str) -> None:
         for session_id, orm in stored.items():
             view = await reader.one(session_id)
             assert view is not None
-            assert view == SessionView(**{name: getattr(orm, name) for name in VIEW_FIELDS})
+            assert {name: getattr(view, name) for name in VIEW_FIELDS} == {name: getattr(orm, name) for name in VIEW_FIELDS}
             assert view.created_at.tzinfo is not None and view.created_at == orm.created_at
         assert await reader.one("00000000-0000-4000-8000-999999999999") is None
 
@@ -72,6 +72,35 @@ async def test_reads_what_the_orm_wrote(migrated_url: str) -> None:
         assert (beyond, total) == ([], 5)
         assert await reader.page("nobody", 0, 20) == ([], 0)
         assert "sink_credential" not in VIEW_FIELDS  # never read on the API's hot path
+    finally:
+        await database.close()
+        await engine.dispose()
+
+
+async def test_a_row_read_again_is_the_same_view_until_it_changes(migrated_url: str) -> None:
+    """Views are kept per row as read: an unchanged row gives back the very view (and so the
+    encoding kept with it), and a change to any column the view shows gives a new one."""
+    engine = create_engine(migrated_url)
+    database = open_database(migrated_url)
+    reader = SessionReader(database)
+    try:
+        written = _row(1, "alice")
+        async with session_factory(engine)() as db, db.begin():
+            db.add(written)
+        first = await reader.one(written.session_id)
+        assert await reader.one(written.session_id) is first
+        (paged,), _total = await reader.page("alice", 0, 20)
+        assert paged is first  # the page's row, as read, is the same row
+
+        changes = {"status": "UNAVAILABLE", "actual": {"actualLatency": 2.5}, "ended_at": START + timedelta(hours=1)}
+        seen = [first]
+        for column, value in changes.items():
+            async with session_factory(engine)() as db, db.begin():
+                setattr(await db.get(SessionRow, written.session_id), column, value)
+            view = await reader.one(written.session_id)
+            assert view is not None and getattr(view, column) == value
+            assert all(view is not earlier for earlier in seen)
+            seen.append(view)
     finally:
         await database.close()
         await engine.dispose()

@@ -12,7 +12,7 @@ from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 from s2cvpn.api import docs
 from s2cvpn.api.deps import AuthorizedRoute, caller
-from s2cvpn.api.rendering import json_response, session_body
+from s2cvpn.api.rendering import json_response, session_page_response, session_response
 from s2cvpn.api.schemas import ExtendRequest, SessionCreate, SessionInfo, SessionList, SessionUpdate
 from s2cvpn.service import sessions as session_service
 from s2cvpn.service.context import ServiceContext
@@ -58,9 +58,7 @@ async def create_session(request: Request, body: Annotated[SessionCreate, Body()
     row, _created = await session_service.create_session(
         ctx, client_id=caller(request).client_id, body=payload, idempotency_key=_idempotency_key(request)
     )
-    return json_response(
-        session_body(row, ctx.clock.now()), status_code=201, headers={"Location": ctx.session_url(row.session_id)}
-    )
+    return session_response(row, ctx.clock.now(), status_code=201, headers={"Location": ctx.session_url(row.session_id)})
 
 
 @router.get(
@@ -79,14 +77,8 @@ async def list_sessions(
 ) -> Response:
     ctx: ServiceContext = request.app.state.ctx
     rows, total = await session_service.list_sessions(ctx, client_id=caller(request).client_id, page=page, per_page=per_page)
-    now = ctx.clock.now()
-    return json_response(
-        {
-            "items": [session_body(row, now) for row in rows],
-            "pagination": {"page": page, "perPage": per_page, "totalCount": total, "totalPages": math.ceil(total / per_page)},
-        },
-        headers={"X-Total-Count": str(total)},
-    )
+    pagination = {"page": page, "perPage": per_page, "totalCount": total, "totalPages": math.ceil(total / per_page)}
+    return session_page_response(rows, ctx.clock.now(), pagination, headers={"X-Total-Count": str(total)})
 
 
 @router.get(
@@ -101,7 +93,7 @@ async def list_sessions(
 async def get_session(request: Request, sessionId: uuid.UUID) -> Response:
     ctx: ServiceContext = request.app.state.ctx
     row = await session_service.get_session(ctx, client_id=caller(request).client_id, session_id=str(sessionId))
-    return json_response(session_body(row, ctx.clock.now()))
+    return session_response(row, ctx.clock.now(), read=True)
 
 
 @router.patch(
@@ -131,7 +123,7 @@ async def update_session(
     ctx: ServiceContext = request.app.state.ctx
     changes = body.model_dump(mode="json", include=body.model_fields_set)
     row = await session_service.update_session(ctx, client_id=caller(request).client_id, session_id=str(sessionId), changes=changes)
-    return json_response(session_body(row, ctx.clock.now()))
+    return session_response(row, ctx.clock.now())
 
 
 @router.post(
@@ -151,7 +143,7 @@ async def extend_session(
     ctx: ServiceContext = request.app.state.ctx
     duration = body.requestedAdditionalDuration.model_dump(mode="json")
     row = await session_service.extend_session(ctx, client_id=caller(request).client_id, session_id=str(sessionId), duration=duration)
-    return json_response(session_body(row, ctx.clock.now()))
+    return session_response(row, ctx.clock.now())
 
 
 @router.delete(
