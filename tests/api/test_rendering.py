@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from s2cvpn.api import rendering
-from s2cvpn.storage.session_reads import SessionView
+from s2cvpn.storage.session_reads import VIEW_FIELDS, SessionView
+from tests.support.records import stored_session
 
 CREATED = datetime(2026, 11, 29, 12, 0, 0, 654321, tzinfo=UTC)
 STARTED = CREATED + timedelta(seconds=30)
@@ -27,24 +28,21 @@ REQUEST = {
 
 
 def _view(**changes: Any) -> SessionView:
-    view = SessionView(
-        session_id="6f1c0a4e-0000-4000-8000-000000000001",
-        client_id="alice",
+    """An AVAILABLE BGP session, as ``SessionReader`` hands it out, with ``changes``."""
+    record = replace(
+        stored_session(1),
         status="AVAILABLE",
-        status_info=None,
         request=REQUEST,
         sla="AA",
         bandwidth_mbps=20,
-        max_latency_ms=None,
         duration_hours=2.0,
         created_at=CREATED,
         started_at=STARTED,
         expires_at=STARTED + timedelta(hours=2),
-        ended_at=None,
         allocation=ALLOCATION,
         actual={"actualSla": "AA", "actualGuaranteeBandwidth": 20, "actualLatency": 1.5, "actualPacketLossRate": None},
     )
-    return replace(view, **changes)
+    return SessionView(**{name: getattr(record, name) for name in VIEW_FIELDS} | changes)
 
 
 AVAILABLE_BODY = {
@@ -53,7 +51,7 @@ AVAILABLE_BODY = {
     "sla": "AA",
     "guaranteeBandwidth": 20,
     "routeProtocol": "BGP",
-    "sessionId": "6f1c0a4e-0000-4000-8000-000000000001",
+    "sessionId": "00000000-0000-4000-8000-000000000001",
     "duration": {"value": 2.0, "unit": "hours"},
     "status": "AVAILABLE",
     "createdAt": "2026-11-29T12:00:00Z",
