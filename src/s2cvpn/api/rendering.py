@@ -40,8 +40,9 @@ def session_page_response(rows: list[SessionView], now: datetime, pagination: di
 
 def encoded_session(row: SessionView, now: datetime, *, read: bool) -> bytes:
     """The session's JSON body. Only ``servicedDuration`` moves with the clock; the rest is
-    encoded apart and the clock's part put between. Rendering and encoding a page's twenty
-    rows was two thirds of a listSessions request (bench/README.md, fifteenth round).
+    encoded apart and the clock's part put between. Decoding, rendering and encoding a
+    page's twenty rows on every request was more than half of listSessions' CPU in-process
+    (346 us a call, 149-171 since; bench/README.md, fifteenth round).
 
     The views that ``SessionReader`` hands out are one per distinct row as read, and are
     read again and again, so their encoding is kept (``_kept_encoding``). A row that a
