@@ -66,15 +66,26 @@ class Sink:
         self._server.shutdown()
         self._server.server_close()
 
-    def events_for(self, session_id: str) -> list[dict[str, Any]]:
+    def events_for(self, session_id: str, *, distinct: bool = False) -> list[dict[str, Any]]:
+        """The POSTs about the session, in the order they came. ``distinct``: each event once,
+        as a consumer deduplicates them by their CloudEvent ``id``. Delivery is at least once:
+        a worker killed after the sink took an event and before it recorded that delivers
+        it again, with the same id."""
         with self._lock:
-            return [r for r in self.received if (r["body"] or {}).get("data", {}).get("sessionId") == session_id]
+            events = [r for r in self.received if (r["body"] or {}).get("data", {}).get("sessionId") == session_id]
+        if not distinct:
+            return events
+        unique: dict[str, dict[str, Any]] = {}
+        for event in events:
+            unique.setdefault(event["body"]["id"], event)  # the first delivery of each
+        return list(unique.values())
 
-    def wait_for(self, session_id: str, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+    def wait_for(self, session_id: str, count: int, timeout: float = 15.0, *, distinct: bool = False) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            events = self.events_for(session_id)
+            events = self.events_for(session_id, distinct=distinct)
             if len(events) >= count:
                 return events
             time.sleep(0.05)
-        raise AssertionError(f"sink got {len(self.events_for(session_id))} events for {session_id}, expected {count}")
+        got = len(self.events_for(session_id, distinct=distinct))
+        raise AssertionError(f"sink got {got} {'distinct ' if distinct else ''}events for {session_id}, expected {count}")
