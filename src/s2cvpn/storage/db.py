@@ -8,9 +8,10 @@ stay serial there just as row locks make them on PostgreSQL.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from s2cvpn.storage.driver import SQLITE_SYNCHRONOUS
+from s2cvpn.storage.driver import SQLITE_BUSY_WAIT_SECONDS, SQLITE_SYNCHRONOUS
 
 READ_ONLY = "s2cvpn_read_only"
 
@@ -60,6 +61,37 @@ def _json_text(value: Any) -> str:
 
 # JSON columns (session requests, plans, events) go through orjson: several times faster
 JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+
+
+def switch_to_wal(url: str) -> None:
+    """Put a SQLite file in WAL mode, waiting for the other processes that do it at the same
+    moment (``migrate.upgrade``, before anything else opens the file).
+
+    The switch reads the file's header and then takes the exclusive lock. When two
+    connections switch a new file at once, SQLite answers the second "database is locked"
+    at once, without waiting its busy timeout, as both waiting would deadlock (4 threads
+    switching a new file together: about 8% of them failed so). Replicas that start
+    together on a new file do exactly that, so the switch is retried here. Once the file
+    is in WAL, the engine's own ``PRAGMA journal_mode=WAL`` (``create_engine``) changes
+    nothing and takes no lock."""
+    path = make_url(url).database
+    if not path or path == ":memory:":
+        return
+    connection = sqlite3.connect(path, timeout=SQLITE_BUSY_WAIT_SECONDS, isolation_level=None)
+    deadline = time.monotonic() + SQLITE_BUSY_WAIT_SECONDS
+    pause = 0.001
+    try:
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+    finally:
+        connection.close()
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import make_url
 
-from s2cvpn.storage.db import async_url
+from s2cvpn.storage.db import async_url, switch_to_wal
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -24,4 +25,6 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
+    if make_url(database_url).get_backend_name() == "sqlite":
+        switch_to_wal(database_url)
     command.upgrade(alembic_config(database_url), revision)
