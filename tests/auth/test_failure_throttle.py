@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from s2cvpn.auth.clients import FailureThrottle
 from s2cvpn.storage import token_failures
+from s2cvpn.storage.driver import open_database
 from s2cvpn.storage.tables import TokenFailureRow
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -70,12 +71,16 @@ async def test_a_new_throttle_on_the_same_database_sees_the_lockout(sessions: as
     assert await FailureThrottle(sessions).retry_after(["client:a"], _at(1)) == 29
 
 
-async def test_quiet_keys_are_pruned(sessions: async_sessionmaker) -> None:
+async def test_quiet_keys_are_pruned(sessions: async_sessionmaker, db_url: str) -> None:
     throttle = FailureThrottle(sessions)
     for i in range(5):
         await throttle.failure(f"addr:{i}", 100, _at(i * 1000))
-    async with sessions() as db, db.begin():
-        await token_failures.prune(db, _at(1500) + token_failures.FORGET_AFTER)
+    database = open_database(db_url)  # the purge sweep prunes on the driver's path
+    try:
+        async with database.transaction() as tx:
+            await token_failures.prune(tx, _at(1500) + token_failures.FORGET_AFTER)
+    finally:
+        await database.close()
     async with sessions() as db:
         left = await db.scalars(select(TokenFailureRow.key))
         assert sorted(left.all()) == ["addr:2", "addr:3", "addr:4"]  # quiet since before 1500 s: gone

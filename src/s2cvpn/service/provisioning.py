@@ -20,7 +20,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, select
 
 from s2cvpn.domain.session import LIVE_STATUSES, Status, StatusInfo
 from s2cvpn.drivers.base import call_driver
@@ -28,14 +28,16 @@ from s2cvpn.errors import DriverError
 from s2cvpn.service import lifecycle, specs
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import jobs as job_store
-from s2cvpn.storage import session_store, token_failures
+from s2cvpn.storage import events as event_store
+from s2cvpn.storage import idempotency, session_store, token_failures
 from s2cvpn.storage.driver import Transaction
 from s2cvpn.storage.session_store import SessionRecord
 from s2cvpn.storage.jobs import ClaimedJob
-from s2cvpn.storage.tables import EventRow, IdempotencyRow, JobRow, SessionRow
+from s2cvpn.storage.tables import JobRow, SessionRow
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 200
+PURGE_BATCH = 1000
 RECONCILE_BATCH = 500
 IDEMPOTENCY_KEEP = timedelta(hours=25)
 EVENTS_KEEP = timedelta(hours=24)
@@ -166,9 +168,6 @@ async def run_job(ctx: ServiceContext, held: HeldJob) -> None:
         raise ValueError(f"unknown job kind {job.kind!r}")
 
 
-_NEXT_EXPIRY = select(SessionRow.expires_at).where(SessionRow.status == Status.AVAILABLE).order_by(SessionRow.expires_at).limit(1)
-
-
 async def expire_due(ctx: ServiceContext) -> int:
     """End every AVAILABLE session whose time is up; the index makes this cost what is due."""
     now = ctx.clock.now()
@@ -187,27 +186,30 @@ async def expire_due(ctx: ServiceContext) -> int:
 
 
 async def next_expiry(ctx: ServiceContext) -> datetime | None:
-    async with ctx.db() as db:
-        return await db.scalar(_NEXT_EXPIRY)
+    async with ctx.database.reading() as tx:
+        return await session_store.next_expiry(tx)
 
 
 async def purge_due(ctx: ServiceContext) -> int:
     """Forget ended sessions past their retention, once the network is clean (and the
-    idempotency keys, finished notifications and token-endpoint failures that have aged out)."""
+    idempotency keys, finished notifications and token-endpoint failures that have aged out).
+
+    On the driver's path, as every write the worker makes under load: on SQLite an ORM
+    transaction holds the database's one write lock for as long as its thread takes to
+    answer, several turns of a busy event loop, and every write of the API waited for it
+    (``bench/README.md``, sixteenth round). Sessions go in batches, each its own transaction."""
     now = ctx.clock.now()
-    async with ctx.db() as db, db.begin():
-        result = await db.execute(
-            delete(SessionRow).where(
-                SessionRow.status == Status.UNAVAILABLE,
-                SessionRow.purge_at <= now,
-                SessionRow.released_at.is_not(None),
-            )
-        )
-        await db.execute(delete(IdempotencyRow).where(IdempotencyRow.created_at < now - IDEMPOTENCY_KEEP))
-        await token_failures.prune(db, now)
-        # finished notifications (delivered, gone or abandoned) are kept a day for operators
-        await db.execute(delete(EventRow).where(EventRow.created_at < now - EVENTS_KEEP, EventRow.next_attempt_at.is_(None)))
-    purged = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    purged = 0
+    while True:
+        async with ctx.database.transaction() as tx:
+            batch = await session_store.purge(tx, now, PURGE_BATCH)
+        purged += batch
+        if batch < PURGE_BATCH:
+            break
+    async with ctx.database.transaction() as tx:
+        await idempotency.forget_older(tx, now - IDEMPOTENCY_KEEP)
+        await token_failures.prune(tx, now)
+        await event_store.forget_finished(tx, now - EVENTS_KEEP)
     PURGED.inc(purged)
     return purged
 

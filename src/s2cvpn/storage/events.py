@@ -36,6 +36,23 @@ _ADD = Sql(
 )
 
 
+_ANY_DUE = Sql("SELECT 1 FROM events WHERE next_attempt_at <= :now AND (locked_until IS NULL OR locked_until < :now) LIMIT 1")
+_FORGET_FINISHED = Sql("DELETE FROM events WHERE created_at < :before AND next_attempt_at IS NULL")
+
+
+async def any_due(tx: Transaction, now: datetime) -> bool:
+    """Whether ``claim_due`` would find anything: a plain read, where the claim is a write
+    transaction (on SQLite, the database's one write lock, for as long as the ORM's
+    thread takes to answer)."""
+    return await tx.fetchrow(_ANY_DUE, now=now) is not None
+
+
+async def forget_finished(tx: Transaction, before: datetime) -> None:
+    """Drop the events created before ``before`` whose delivery is over (delivered, gone or
+    abandoned); pending ones are kept however old."""
+    await tx.execute(_FORGET_FINISHED, before=before)
+
+
 async def add_event(
     tx: Transaction, *, event_id: str, session_id: str, sink: str, access_token: str | None, body: dict[str, Any], now: datetime
 ) -> None:

@@ -1,6 +1,6 @@
 """The ``sessions`` row on the driver-level write path (``storage.driver``): read it, lock
-it, insert it, change some of its columns. The ORM's ``SessionRow`` maps the same table
-for the cold paths (purge, reconciliation, measurements)."""
+it, insert it, change some of its columns, forget it. The ORM's ``SessionRow`` maps the
+same table for the cold paths (reconciliation, measurements)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.dialects import postgresql
 
 from s2cvpn.domain.session import Status
-from s2cvpn.storage.driver import POSTGRES, Sql, Transaction, decode_row, json_text
+from s2cvpn.storage.driver import POSTGRES, Sql, Transaction, decode_row, json_text, parse_time
 from s2cvpn.storage.jobs import MARK_BEGUN
 from s2cvpn.storage.session_reads import SessionView
 from s2cvpn.storage.tables import HELD_SLOT, LIVE_SESSION, SessionRow
@@ -57,6 +57,14 @@ LOCK = Sql(_GET, lock="FOR UPDATE")
 _DUE = "status = 'AVAILABLE' AND expires_at <= :now"  # served by ix_sessions_status_expires_at
 EXPIRED = Sql(f"SELECT {_COLUMNS} FROM sessions WHERE {_DUE} ORDER BY expires_at LIMIT :limit {{lock}}", lock="FOR UPDATE SKIP LOCKED")
 _ANY_EXPIRED = Sql(f"SELECT 1 FROM sessions WHERE {_DUE} LIMIT 1")
+_NEXT_EXPIRY = Sql("SELECT expires_at FROM sessions WHERE status = 'AVAILABLE' ORDER BY expires_at LIMIT 1")
+# ended, released and past retention; served by ix_sessions_purge_at. Another worker's
+# batch is skipped, not waited for
+_PURGE = Sql(
+    "DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM sessions"
+    " WHERE purge_at <= :now AND status = 'UNAVAILABLE' AND released_at IS NOT NULL LIMIT :limit {lock})",
+    lock="FOR UPDATE SKIP LOCKED",
+)
 # a slot another session holds skips the insert (no row written); a live twin's key fails it
 _INSERT = Sql(
     f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join(':' + name for name in _FIELDS)}) "
@@ -96,6 +104,16 @@ async def lock_expired(tx: Transaction, now: datetime, limit: int) -> list[Sessi
 async def any_expired(tx: Transaction, now: datetime) -> bool:
     """Whether ``lock_expired`` would find anything: a plain read, no write transaction."""
     return await tx.fetchrow(_ANY_EXPIRED, now=now) is not None
+
+
+async def next_expiry(tx: Transaction) -> datetime | None:
+    """When the next AVAILABLE session expires (None: no session is AVAILABLE)."""
+    return parse_time(await tx.fetchval(_NEXT_EXPIRY))
+
+
+async def purge(tx: Transaction, now: datetime, limit: int) -> int:
+    """Forget up to ``limit`` sessions that ended, were released and are past ``purge_at``."""
+    return await tx.execute(_PURGE, now=now, limit=limit)
 
 
 async def insert(tx: Transaction, record: SessionRecord) -> bool:

@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from s2cvpn.storage.db import insert_or_skip
+from s2cvpn.storage.driver import Sql, Transaction
 from s2cvpn.storage.tables import TokenFailureRow
 
 FORGET_AFTER = timedelta(hours=1)  # a key quiet this long starts over
@@ -20,6 +21,7 @@ TABLE = TokenFailureRow.__table__
 _OPEN = insert_or_skip(TABLE)
 _LOCK = select(TokenFailureRow).where(TokenFailureRow.key == bindparam("key")).with_for_update()
 _FORGET = delete(TABLE).where(TABLE.c.key == bindparam("key"))
+_PRUNE = Sql("DELETE FROM token_failures WHERE last_failure_at < :before")
 
 
 @dataclass
@@ -66,6 +68,6 @@ async def forget(db: AsyncSession, key: str) -> None:
     await db.execute(_FORGET, {"key": key})
 
 
-async def prune(db: AsyncSession, now: datetime) -> None:
+async def prune(tx: Transaction, now: datetime) -> None:
     """Drop keys quiet for ``FORGET_AFTER`` (indexed: costs what is removed)."""
-    await db.execute(delete(TokenFailureRow).where(TokenFailureRow.last_failure_at < now - FORGET_AFTER))
+    await tx.execute(_PRUNE, before=now - FORGET_AFTER)
