@@ -34,9 +34,9 @@ def test_finished_events_are_purged_after_a_day_pending_ones_kept(fresh_database
                     await event_store.add_event(
                         tx, event_id=event_id, session_id="s", sink="https://x.example/", access_token=None, body={}, now=created
                     )
-            async with ctx.db() as db, db.begin():
+            async with ctx.database.transaction() as tx:
                 for event_id in ("old-done", "new-done"):
-                    await event_store.mark_done(db, event_id, outcome="204", now=now)
+                    await event_store.mark_done(tx, event_id, outcome="204", now=now)
             await provisioning.purge_due(ctx)
             async with ctx.db() as db:
                 return set((await db.scalars(select(EventRow.event_id))).all())

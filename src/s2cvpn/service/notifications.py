@@ -11,16 +11,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import update
 
 from s2cvpn.domain.session import Status, serviced_hours
 from s2cvpn.errors import InvalidArgument
 from s2cvpn.service import sinks
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import events as event_store
+from s2cvpn.storage import session_store
 from s2cvpn.storage.driver import Transaction
+from s2cvpn.storage.events import DueEvent
 from s2cvpn.storage.session_store import SessionRecord
-from s2cvpn.storage.tables import EventRow, SessionRow
 
 log = logging.getLogger(__name__)
 EVENT_TYPE = "org.camaraproject.site-to-cloud-vpn.v0.session-status-changed"
@@ -77,18 +77,18 @@ async def deliver_due(ctx: ServiceContext, client: httpx.AsyncClient, *, limit: 
     """
     now = ctx.clock.now()
     # polled several times a second and almost always empty: a plain read says so without
-    # the claim's write transaction (on SQLite, the database's one write lock)
+    # the claim's write (on SQLite, the database's one write lock)
     async with ctx.database.reading() as tx:
         if not await event_store.any_due(tx, now):
             return 0
-    async with ctx.db() as db:
-        due = await event_store.claim_due(db, now=now, lease=timedelta(seconds=ctx.settings.notify_timeout_seconds * 3), limit=limit)
-    by_session: dict[str, list[EventRow]] = {}
+    async with ctx.database.transaction() as tx:
+        due = await event_store.claim_due(tx, now=now, lease=timedelta(seconds=ctx.settings.notify_timeout_seconds * 3), limit=limit)
+    by_session: dict[str, list[DueEvent]] = {}
     for event in due:
         by_session.setdefault(event.session_id, []).append(event)
     in_flight = asyncio.Semaphore(DELIVERY_CONCURRENCY)
 
-    async def deliver_in_order(events: list[EventRow]) -> None:
+    async def deliver_in_order(events: list[DueEvent]) -> None:
         for event in events:
             async with in_flight:
                 if await _deliver(ctx, client, event) == "gone":
@@ -98,24 +98,24 @@ async def deliver_due(ctx: ServiceContext, client: httpx.AsyncClient, *, limit: 
     return len(due)
 
 
-async def _deliver(ctx: ServiceContext, client: httpx.AsyncClient, event: EventRow) -> str:
+async def _deliver(ctx: ServiceContext, client: httpx.AsyncClient, event: DueEvent) -> str:
     outcome = await _post(ctx, client, event.sink, event.access_token, event.body)
     now = ctx.clock.now()
-    async with ctx.db() as db, db.begin():
+    async with ctx.database.transaction() as tx:
         if outcome.startswith("2"):
-            await event_store.mark_done(db, event.event_id, outcome=outcome, now=now)
+            await event_store.mark_done(tx, event.event_id, outcome=outcome, now=now)
         elif outcome == "410":
             # the session's row first: its lock waits for a transition that is queueing an
             # event right now, so the drop below (a later snapshot) sees that event too
-            await db.execute(update(SessionRow).where(SessionRow.session_id == event.session_id).values(sink_gone=True))
-            await event_store.mark_done(db, event.event_id, outcome="gone", now=now)
-            await event_store.drop_pending_for_session(db, event.session_id, outcome="sink gone", now=now)
+            await session_store.mark_sink_gone(tx, event.session_id)
+            await event_store.mark_done(tx, event.event_id, outcome="gone", now=now)
+            await event_store.drop_pending_for_session(tx, event.session_id, outcome="sink gone")
             return "gone"
         elif event.attempts >= ctx.settings.notify_max_attempts or outcome == "refused":
-            await event_store.mark_done(db, event.event_id, outcome=f"gave up: {outcome}", now=now)
+            await event_store.mark_done(tx, event.event_id, outcome=f"gave up: {outcome}", now=now)
             log.warning("notification %s for session %s abandoned: %s", event.event_id, event.session_id, outcome)
         else:
-            await event_store.mark_retry(db, event.event_id, at=now + backoff(ctx, event.attempts), outcome=outcome)
+            await event_store.mark_retry(tx, event.event_id, at=now + backoff(ctx, event.attempts), outcome=outcome)
     return outcome
 
 

@@ -9,15 +9,11 @@ is chosen once, when it is written, so every retry sends the same CloudEvent.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import Counter
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from s2cvpn.storage.driver import Sql, Transaction
-from s2cvpn.storage.leases import lease_due
-from s2cvpn.storage.tables import EventRow
+from s2cvpn.storage.driver import Sql, Transaction, decode_row
 
 NOTIFICATIONS = Counter("s2cvpn_notifications", "Notification delivery outcomes recorded by this process", ["result"])
 
@@ -42,8 +38,7 @@ _FORGET_FINISHED = Sql("DELETE FROM events WHERE created_at < :before AND next_a
 
 async def any_due(tx: Transaction, now: datetime) -> bool:
     """Whether ``claim_due`` would find anything: a plain read, where the claim is a write
-    transaction (on SQLite, the database's one write lock, for as long as the ORM's
-    thread takes to answer)."""
+    (on SQLite, it takes the database's one write lock)."""
     return await tx.fetchrow(_ANY_DUE, now=now) is not None
 
 
@@ -59,33 +54,52 @@ async def add_event(
     await tx.execute(_ADD, event=event_id, session=session_id, sink=sink, token=access_token, body=body, now=now)
 
 
-async def claim_due(db: AsyncSession, *, now: datetime, lease: timedelta, limit: int) -> list[EventRow]:
-    return await lease_due(
-        db, EventRow, due=EventRow.next_attempt_at, order_by=(EventRow.next_attempt_at, EventRow.created_at), now=now, lease=lease, limit=limit
-    )
+class DueEvent(NamedTuple):
+    """A claimed event: where it goes and what, and its attempts counting this one."""
+
+    event_id: str
+    session_id: str
+    sink: str
+    access_token: str | None
+    body: dict[str, Any]
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
 
 
-async def mark_done(db: AsyncSession, event_id: str, *, outcome: str, now: datetime) -> None:
+# one statement, as the job queue claims (``jobs.claim``): rows another worker is claiming
+# are skipped, not waited for (PostgreSQL); SQLite has one writer at a time
+_CLAIM = Sql(
+    "UPDATE events SET locked_until = :until, attempts = attempts + 1 WHERE event_id IN ("
+    "SELECT event_id FROM events WHERE next_attempt_at <= :now AND (locked_until IS NULL OR locked_until < :now) "
+    "ORDER BY next_attempt_at, created_at LIMIT :limit {lock}) "
+    "RETURNING event_id, session_id, sink, access_token, body, attempts, next_attempt_at, created_at",
+    lock="FOR UPDATE SKIP LOCKED",
+)
+_DONE = Sql("UPDATE events SET next_attempt_at = NULL, locked_until = NULL, delivered_at = :now, outcome = :outcome WHERE event_id = :event")
+_RETRY = Sql("UPDATE events SET next_attempt_at = :at, locked_until = NULL, outcome = :outcome WHERE event_id = :event")
+_DROP_PENDING = Sql(
+    "UPDATE events SET next_attempt_at = NULL, locked_until = NULL, outcome = :outcome, delivered_at = NULL "
+    "WHERE session_id = :session AND next_attempt_at IS NOT NULL"
+)
+
+
+async def claim_due(tx: Transaction, *, now: datetime, lease: timedelta, limit: int) -> list[DueEvent]:
+    """Lease up to ``limit`` due events, oldest first, and count an attempt for each."""
+    rows = await tx.fetch(_CLAIM, until=now + lease, now=now, limit=limit)
+    claimed = [DueEvent(*decode_row(row, (4,), (6, 7))) for row in rows]
+    return sorted(claimed, key=lambda event: (event.next_attempt_at, event.created_at))
+
+
+async def mark_done(tx: Transaction, event_id: str, *, outcome: str, now: datetime) -> None:
     NOTIFICATIONS.labels(_result(outcome)).inc()
-    await db.execute(
-        update(EventRow)
-        .where(EventRow.event_id == event_id)
-        .values(next_attempt_at=None, locked_until=None, delivered_at=now, outcome=outcome)
-    )
+    await tx.execute(_DONE, event=event_id, outcome=outcome, now=now)
 
 
-async def mark_retry(db: AsyncSession, event_id: str, *, at: datetime, outcome: str) -> None:
+async def mark_retry(tx: Transaction, event_id: str, *, at: datetime, outcome: str) -> None:
     NOTIFICATIONS.labels("retry").inc()
-    await db.execute(update(EventRow).where(EventRow.event_id == event_id).values(next_attempt_at=at, locked_until=None, outcome=outcome))
+    await tx.execute(_RETRY, event=event_id, at=at, outcome=outcome)
 
 
-async def drop_pending_for_session(db: AsyncSession, session_id: str, *, outcome: str, now: datetime) -> None:
-    await db.execute(
-        update(EventRow)
-        .where(EventRow.session_id == session_id, EventRow.next_attempt_at.is_not(None))
-        .values(next_attempt_at=None, locked_until=None, outcome=outcome, delivered_at=None)
-    )
-
-
-async def next_due(db: AsyncSession) -> datetime | None:
-    return await db.scalar(select(func.min(EventRow.next_attempt_at)))
+async def drop_pending_for_session(tx: Transaction, session_id: str, *, outcome: str) -> None:
+    await tx.execute(_DROP_PENDING, session=session_id, outcome=outcome)

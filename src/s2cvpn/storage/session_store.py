@@ -57,6 +57,7 @@ LOCK = Sql(_GET, lock="FOR UPDATE")
 _DUE = "status = 'AVAILABLE' AND expires_at <= :now"  # served by ix_sessions_status_expires_at
 EXPIRED = Sql(f"SELECT {_COLUMNS} FROM sessions WHERE {_DUE} ORDER BY expires_at LIMIT :limit {{lock}}", lock="FOR UPDATE SKIP LOCKED")
 _ANY_EXPIRED = Sql(f"SELECT 1 FROM sessions WHERE {_DUE} LIMIT 1")
+_MARK_SINK_GONE = Sql("UPDATE sessions SET sink_gone = :gone WHERE session_id = :session")
 _NEXT_EXPIRY = Sql("SELECT expires_at FROM sessions WHERE status = 'AVAILABLE' ORDER BY expires_at LIMIT 1")
 # ended, released and past retention; served by ix_sessions_purge_at. Another worker's
 # batch is skipped, not waited for
@@ -104,6 +105,11 @@ async def lock_expired(tx: Transaction, now: datetime, limit: int) -> list[Sessi
 async def any_expired(tx: Transaction, now: datetime) -> bool:
     """Whether ``lock_expired`` would find anything: a plain read, no write transaction."""
     return await tx.fetchrow(_ANY_EXPIRED, now=now) is not None
+
+
+async def mark_sink_gone(tx: Transaction, session_id: str) -> None:
+    """The session's sink answered 410: no more events are queued for it."""
+    await tx.execute(_MARK_SINK_GONE, session=session_id, gone=True)
 
 
 async def next_expiry(tx: Transaction) -> datetime | None:
