@@ -1,7 +1,7 @@
 """HTTP load benchmark: the API against a bare FastAPI "hello" on the same server setup.
 
     .venv/bin/python bench/load.py [--backends sqlite,postgres] [--seconds 10] [--connections 64]
-                                   [--sessions 1000] [--million] [--loop asyncio|uvloop]
+                                   [--sessions 1000] [--million] [--loop asyncio|uvloop] [--sink]
 
 For each backend it starts a real ``s2cvpn serve`` (uvicorn, one process, embedded
 worker, as shipped) on a fresh database, and, alongside, a bare FastAPI app with one
@@ -27,6 +27,11 @@ into the same database (spread over 1,000 other clients), vacuums it as autovacu
 have in steady state, measures getSession and listSessions again, then getSession once
 more (the first run after the bulk insert carries a transient p99 tail), and prints
 EXPLAIN ANALYZE of the expiry sweep query with nothing due and with everything due (the sweep reads at most its batch either way).
+
+``--sink`` gives the sessions of create+delete a sink: a bare uvicorn app on this machine
+that answers 204 and counts (``S2CVPN_SINK_ALLOW_PRIVATE`` lets the server post to it).
+Printed: the events it received by the end of the run and its drain, and how long after
+that the worker took to deliver the rest.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import tempfile
 import textwrap
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -136,6 +142,26 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", a
 """
 
 
+SINK_APP = """
+import sys, uvicorn
+received = 0
+async def app(scope, receive, send):
+    global received
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    if scope["method"] == "POST":
+        received += 1
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+    else:  # GET: how many events so far
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": str(received).encode()})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+
 def start(command: list[str], env: dict[str, str], url: str, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
@@ -184,10 +210,14 @@ def pending_jobs(database_url: str) -> int:
     return int(rows_of(database_url, "SELECT count(*) FROM jobs")[0][0])
 
 
-def drain_seconds(database_url: str, *, limit: float = 300) -> float:
-    """How long after the load stopped the embedded worker still had jobs to run."""
+def pending_events(database_url: str) -> int:
+    return int(rows_of(database_url, "SELECT count(*) FROM events WHERE next_attempt_at IS NOT NULL")[0][0])
+
+
+def drain_seconds(database_url: str, *, limit: float = 300, pending: Callable[[str], int] = pending_jobs) -> float:
+    """How long after the load stopped the embedded worker still had work (``pending``) to do."""
     began = time.monotonic()
-    while pending_jobs(database_url) and time.monotonic() - began < limit:
+    while pending(database_url) and time.monotonic() - began < limit:
         time.sleep(0.05)
     return time.monotonic() - began
 
@@ -271,10 +301,17 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
     # pass probe each one, work a network that carries them would not cause; both wait an hour
     env = {**os.environ, "S2CVPN_DATABASE_URL": database_url, "S2CVPN_PUBLIC_URL": base, "S2CVPN_RETENTION_SECONDS": "2",
            "S2CVPN_RECONCILE_INTERVAL_SECONDS": "3600", "S2CVPN_MEASURE_INTERVAL_SECONDS": "3600"}
+    if args.sink:  # the sink listens on this machine
+        env["S2CVPN_SINK_ALLOW_PRIVATE"] = "true"
     server = start([sys.executable, "-m", "s2cvpn", "serve", "--port", str(port), "--log-level", "warning", "--loop", args.loop], env,
                    f"{base}/health/live", folder / f"serve-{backend}.log")
     hello = start([sys.executable, "-c", HELLO_APP, str(hello_port), args.loop], env, f"http://127.0.0.1:{hello_port}/hello",
                   folder / f"hello-{backend}.log")
+    sink_url, sink = None, None
+    if args.sink:
+        sink_port = free_port()
+        sink_url = f"http://127.0.0.1:{sink_port}/events"
+        sink = start([sys.executable, "-c", SINK_APP, str(sink_port)], env, sink_url, folder / f"sink-{backend}.log")
     rows: list[tuple[str, dict[str, float]]] = []
     try:
         client_id, secret = register_client(database_url, "bench")
@@ -288,7 +325,7 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
         api_url = base + PREFIX
         get_any = GET_ANY_LUA % (", ".join(lua_string(i) for i in session_ids(database_url, client_id)), PREFIX)
         load = {"seconds": args.seconds, "connections": args.connections}
-        body = json.dumps({**SESSION, "applicationServers": [{"ipv4Address": "%s"}]})
+        body = json.dumps({**SESSION, "applicationServers": [{"ipv4Address": "%s"}], **({"sink": sink_url} if sink_url else {})})
         routes = {
             "getSession": (api_url, get_any),
             "listSessions": (f"{api_url}/sessions?perPage=20", ""),
@@ -310,6 +347,10 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
                 figures["accepted_rps"], figures["drain_s"] = figures["rps"], drain_seconds(database_url)
                 figures["rps"] = figures["requests"] / (figures["seconds"] + figures["drain_s"])
                 figures["cpu_s"] += cpu_seconds(server.pid) - cpu
+                if sink_url:
+                    figures["events_received"] = int(httpx.get(sink_url).text)
+                    figures["events_drain_s"] = drain_seconds(database_url, pending=pending_events)
+                    figures["events_all"] = int(httpx.get(sink_url).text)
             hellos.append(run_hello())
             figures["hello_rps"] = (hellos[-2]["rps"] + hellos[-1]["rps"]) / 2
         mean_hello = {key: sum(run[key] for run in hellos) / len(hellos) for key in ("rps", "p50_ms", "p99_ms", "cpu_s", "requests", "errors")}
@@ -333,6 +374,8 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
     finally:
         stop(server)
         stop(hello)
+        if sink is not None:
+            stop(sink)
         if dbname:
             asyncio.run(_pg(PG_ADMIN, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
     return rows
@@ -350,6 +393,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop of both servers")
     parser.add_argument("--million", action="store_true", help="also measure with 1,000,000 more sessions (PostgreSQL)")
+    parser.add_argument("--sink", action="store_true", help="create+delete's sessions have a sink: count the events it receives")
     args = parser.parse_args()
     rows: list[tuple[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="s2cvpn-bench-") as folder:
@@ -364,6 +408,10 @@ def main() -> None:
         if "drain_s" in figures:
             print(f"{name}: {figures['accepted_rps']:,.0f} req/s accepted during the run; the worker finished the queued "
                   f"provisioning and teardown {figures['drain_s']:.1f}s after it (the table counts that time)")
+        if "events_received" in figures:
+            print(f"{name}: the sink received {figures['events_received']:,} events by then "
+                  f"({figures['events_received'] / (figures['seconds'] + figures['drain_s']):,.0f}/s), {figures['events_all']:,} in all; "
+                  f"the worker delivered the rest {figures['events_drain_s']:.1f}s after")
 
 
 if __name__ == "__main__":
