@@ -166,8 +166,8 @@ def test_a_provisioning_interrupted_by_a_shutdown_keeps_its_attempt(settings: Se
                     async with ctx.database.autocommit() as tx:
                         begun, row = await session_store.begin_job(tx, session_id, job_id=job.job_id, worker_id="w1", now=ctx.clock.now())
                     assert begun and row is not None and row.session_id == session_id
-                async with ctx.db() as db, db.begin():
-                    await job_store.release_lease(db, job.job_id, "w1", started=started)
+                async with ctx.database.transaction() as tx:
+                    await job_store.release_lease(tx, job.job_id, "w1", started=started)
                 [released] = await _jobs(ctx, session_id)
                 assert (released.attempts, released.locked_by, released.begun_at is not None) == (attempts_after, None, started)
             await session_service.delete_session(ctx, client_id="c1", session_id=session_id)

@@ -166,9 +166,9 @@ class Worker:
         return len(claimed)
 
     async def _release(self, jobs: list[ClaimedJob], started: set[int]) -> None:
-        async with self.ctx.db() as db, db.begin():
+        async with self.ctx.database.transaction() as tx:
             for job in jobs:
-                await job_store.release_lease(db, job.job_id, self.worker_id, started=job.job_id in started)
+                await job_store.release_lease(tx, job.job_id, self.worker_id, started=job.job_id in started)
         for job in jobs:
             JOBS.labels(job.kind, "released").inc()
 
@@ -179,8 +179,8 @@ class Worker:
             await asyncio.sleep(lease / 3)
             ids = set(held)
             try:
-                async with self.ctx.db() as db, db.begin():
-                    kept = await job_store.renew(db, ids, self.worker_id, until=self.ctx.clock.now() + timedelta(seconds=lease))
+                async with self.ctx.database.transaction() as tx:
+                    kept = await job_store.renew(tx, ids, self.worker_id, until=self.ctx.clock.now() + timedelta(seconds=lease))
             except Exception:  # noqa: BLE001 - a database blip: try again at the next beat
                 log.warning("could not renew job leases", exc_info=True)
                 continue
@@ -219,9 +219,9 @@ class Worker:
         JOBS.labels(job.kind, "retry").inc()
         delay = min(settings.worker_poll_seconds * 2**job.attempts, MAX_JOB_BACKOFF_SECONDS)
         log.warning("job %s (%s) attempt %d failed, retrying in %.1fs: %s", job.job_id, job.kind, job.attempts, delay, error)
-        async with self.ctx.db() as db, db.begin():
+        async with self.ctx.database.transaction() as tx:
             await job_store.retry_later(
-                db, job.job_id, run_at=self.ctx.clock.now() + timedelta(seconds=delay), error=error, worker_id=self.worker_id
+                tx, job.job_id, run_at=self.ctx.clock.now() + timedelta(seconds=delay), error=error, worker_id=self.worker_id
             )
 
     async def _notifications(self) -> None:

@@ -20,11 +20,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from s2cvpn.storage.driver import Sql, Transaction, decode_row
-from s2cvpn.storage.tables import JobRow
 
 _ENQUEUE = Sql(
     "INSERT INTO jobs (kind, session_id, payload, run_at, attempts, created_at) VALUES (:kind, :session, :payload, :now, 0, :now)"
@@ -89,32 +85,28 @@ async def finish(tx: Transaction, job_id: int, worker_id: str | None = None) -> 
     return bool(await tx.execute(_FINISH_LEASED, job=job_id, worker=worker_id))
 
 
-async def renew(db: AsyncSession, job_ids: Iterable[int], worker_id: str, *, until: datetime) -> set[int]:
+_RENEW = Sql("UPDATE jobs SET locked_until = :until WHERE job_id = :job AND locked_by = :worker RETURNING job_id")
+_RETRY_LATER = Sql(
+    "UPDATE jobs SET run_at = :run_at, locked_until = NULL, locked_by = NULL, last_error = :error WHERE job_id = :job AND locked_by = :worker"
+)
+_RELEASE = Sql("UPDATE jobs SET locked_until = NULL, locked_by = NULL, attempts = attempts - :uncounted WHERE job_id = :job AND locked_by = :worker")
+
+
+async def renew(tx: Transaction, job_ids: Iterable[int], worker_id: str, *, until: datetime) -> set[int]:
     """Extend the leases of running jobs (heartbeat); returns the ids this worker still holds."""
-    ids = list(job_ids)
-    if not ids:
+    renewals = [{"until": until, "job": job_id, "worker": worker_id} for job_id in job_ids]
+    if not renewals:
         return set()
-    result = await db.execute(
-        update(JobRow)
-        .where(JobRow.job_id.in_(ids), JobRow.locked_by == worker_id)
-        .values(locked_until=until)
-        .returning(JobRow.job_id)
-    )
-    return set(result.scalars().all())
+    return {row[0] for row in await tx.fetch_many(_RENEW, renewals)}
 
 
-async def retry_later(db: AsyncSession, job_id: int, *, run_at: datetime, error: str, worker_id: str | None = None) -> None:
-    statement = update(JobRow).where(JobRow.job_id == job_id)
-    if worker_id is not None:
-        statement = statement.where(JobRow.locked_by == worker_id)
-    await db.execute(statement.values(run_at=run_at, locked_until=None, locked_by=None, last_error=error[:2000]))
+async def retry_later(tx: Transaction, job_id: int, *, run_at: datetime, error: str, worker_id: str) -> None:
+    """Give a failed job back, to be run again at ``run_at`` (while ``worker_id`` holds it)."""
+    await tx.execute(_RETRY_LATER, run_at=run_at, error=error[:2000], job=job_id, worker=worker_id)
 
 
-async def release_lease(db: AsyncSession, job_id: int, worker_id: str, *, started: bool) -> None:
+async def release_lease(tx: Transaction, job_id: int, worker_id: str, *, started: bool) -> None:
     """Give a job back (graceful shutdown): the next worker takes it at once. One whose
     handler never started goes back unchanged; one that was interrupted keeps its attempt
     (of the retry budget). Whether a delete may still withdraw it is ``begun_at``'s to say."""
-    attempts = JobRow.attempts if started else JobRow.attempts - 1
-    await db.execute(
-        update(JobRow).where(JobRow.job_id == job_id, JobRow.locked_by == worker_id).values(locked_until=None, locked_by=None, attempts=attempts)
-    )
+    await tx.execute(_RELEASE, uncounted=0 if started else 1, job=job_id, worker=worker_id)
