@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from s2cvpn.bootstrap import open_context
 from s2cvpn.config import Settings
-from s2cvpn.service import notifications, provisioning
+from s2cvpn.service import measurements, notifications, provisioning
 from s2cvpn.storage import events as event_store
 from s2cvpn.storage import session_store
 from s2cvpn.storage.tables import EventRow, SessionRow
@@ -77,22 +77,27 @@ def test_sessions_past_retention_are_purged_in_batches_and_only_they(fresh_datab
     assert kinds_left == {"unreleased", "not-yet", "live"}
 
 
-def test_idle_polls_do_not_wait_for_the_sqlite_write_lock(tmp_path: Path) -> None:
+def test_idle_polls_and_passes_do_not_wait_for_the_sqlite_write_lock(tmp_path: Path) -> None:
     """The worker asks several times a second whether notifications are due and when the next
-    session expires. Asked while another connection holds SQLite's one write lock (as the
-    API's writes do under load), both answer at once: plain reads, no write transaction."""
+    session expires, and every half minute compares the network with the database and
+    measures the sessions. Run while another connection holds SQLite's one write lock (as
+    the API's writes do under load), with nothing to do, each answers at once: plain reads,
+    no write transaction."""
     url = f"sqlite:///{tmp_path}/idle.db"
 
-    async def scenario() -> tuple[int, object]:
+    async def scenario() -> tuple[object, ...]:
         async with open_context(Settings(database_url=url), clock=FakeClock()) as ctx, httpx.AsyncClient() as client:
             writer = sqlite3.connect(tmp_path / "idle.db", isolation_level=None)
             writer.execute("BEGIN IMMEDIATE")
             try:
-                sent = await asyncio.wait_for(notifications.deliver_due(ctx, client), timeout=5)
-                upcoming = await asyncio.wait_for(provisioning.next_expiry(ctx), timeout=5)
+                return (
+                    await asyncio.wait_for(notifications.deliver_due(ctx, client), timeout=5),
+                    await asyncio.wait_for(provisioning.next_expiry(ctx), timeout=5),
+                    await asyncio.wait_for(provisioning.reconcile(ctx), timeout=5),
+                    await asyncio.wait_for(measurements.refresh_measurements(ctx), timeout=5),
+                )
             finally:
                 writer.execute("ROLLBACK")
                 writer.close()
-            return sent, upcoming
 
-    assert asyncio.run(scenario()) == (0, None)
+    assert asyncio.run(scenario()) == (0, None, {"reapplied": 0, "removed": 0, "terminated": 0}, 0)

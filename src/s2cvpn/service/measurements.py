@@ -47,10 +47,10 @@ async def refresh_measurements(ctx: ServiceContext) -> int:
     after = ""
     slots = asyncio.Semaphore(CONCURRENCY)
     while True:
-        async with ctx.db() as db:
+        async with ctx.read_db() as connection:  # no transaction: on SQLite, no write lock
             ids = list(
                 (
-                    await db.scalars(
+                    await connection.scalars(
                         select(SessionRow.session_id)
                         .where(SessionRow.status == Status.AVAILABLE, SessionRow.session_id > after)
                         .order_by(SessionRow.session_id)

@@ -221,15 +221,20 @@ async def reconcile(ctx: ServiceContext) -> dict[str, int]:
     only for the sessions to re-apply: with a million sessions held, a pass reads ids, not a
     million rows at once."""
     held = await _driver(ctx, "list_services", cause="reconcile")
-    async with ctx.db() as db:
-        pending = set((await db.scalars(select(JobRow.session_id).where(JobRow.session_id.is_not(None)))).all())
+    # the reads take no transaction (``read_db``): on SQLite an ORM transaction takes the
+    # write lock, and the API's writes would wait for every batch
+    async with ctx.read_db() as connection:
+        pending = set((await connection.scalars(select(JobRow.session_id).where(JobRow.session_id.is_not(None)))).all())
     counts = {"reapplied": 0, "removed": 0, "terminated": 0}
     after = ""
     while True:
-        async with ctx.db() as db:
-            ids = list((await db.scalars(_AVAILABLE_IDS, {"after": after, "limit": RECONCILE_BATCH})).all())
-            missing = [session_id for session_id in ids if session_id not in held and session_id not in pending]
-            rows = list((await db.scalars(select(SessionRow).where(SessionRow.session_id.in_(missing)))).all()) if missing else []
+        async with ctx.read_db() as connection:
+            ids = list((await connection.scalars(_AVAILABLE_IDS, {"after": after, "limit": RECONCILE_BATCH})).all())
+        missing = [session_id for session_id in ids if session_id not in held and session_id not in pending]
+        rows: list[SessionRow] = []
+        if missing:  # the network lost them: full rows, to build them again
+            async with ctx.db() as db:
+                rows = list((await db.scalars(select(SessionRow).where(SessionRow.session_id.in_(missing)))).all())
         for row in rows:
             if row.status == Status.AVAILABLE:
                 await _reapply(ctx, row, counts)
@@ -239,8 +244,10 @@ async def reconcile(ctx: ServiceContext) -> dict[str, int]:
     unowned = sorted(held - pending)  # held for a session the database no longer has live
     for start in range(0, len(unowned), RECONCILE_BATCH):
         batch = unowned[start : start + RECONCILE_BATCH]
-        async with ctx.db() as db:
-            live = set((await db.scalars(select(SessionRow.session_id).where(SessionRow.session_id.in_(batch), SessionRow.released_at.is_(None)))).all())
+        async with ctx.read_db() as connection:
+            live = set(
+                (await connection.scalars(select(SessionRow.session_id).where(SessionRow.session_id.in_(batch), SessionRow.released_at.is_(None)))).all()
+            )
         for session_id in batch:
             if session_id not in live:
                 await _driver(ctx, "remove", session_id, cause="reconcile")
