@@ -3,7 +3,7 @@
 The worker calls ``refresh_measurements`` every ``measure_interval_seconds``
 (``run_periodically``). For each AVAILABLE session, in batches, it asks the driver to
 measure the session (in a thread: drivers block) and, when the driver really measured
-(``Measurement.measured``), stores into ``SessionRow.actual``:
+(``Measurement.measured``), stores into the row's ``actual``:
 
 * ``actualLatency``: the measured one-way latency in ms (the driver's figure);
 * ``actualPacketLossRate``: the measured loss in percent;
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy import select
@@ -33,6 +34,7 @@ from s2cvpn.domain.session import Status
 from s2cvpn.drivers.base import Measurement, call_driver
 from s2cvpn.errors import DriverError
 from s2cvpn.service.context import ServiceContext
+from s2cvpn.storage import session_store
 from s2cvpn.storage.tables import SessionRow
 
 log = logging.getLogger(__name__)
@@ -81,28 +83,26 @@ async def refresh_measurements(ctx: ServiceContext) -> int:
 
 
 async def _store(ctx: ServiceContext, measured: dict[str, Measurement]) -> int:
+    """Write the measured figures of the sessions still AVAILABLE (one that ended meanwhile
+    keeps the values it ended with), on the driver's path: on SQLite an ORM transaction
+    would hold the one write lock across its thread's hops while the API's writes wait."""
     if not measured:
         return 0
-    stored = 0
-    async with ctx.db() as db, db.begin():
-        rows = await db.scalars(
-            select(SessionRow).where(SessionRow.session_id.in_(list(measured))).with_for_update(skip_locked=True)
-        )
-        for row in rows.all():
-            if row.status != Status.AVAILABLE:
-                continue  # ended meanwhile: keep the values it ended with
-            m = measured[row.session_id]
-            actual = dict(row.actual or {})
-            actual["actualSla"] = row.sla
-            actual["actualGuaranteeBandwidth"] = row.bandwidth_mbps  # the enforced shaper rate
+    async with ctx.database.transaction() as tx:
+        actuals: dict[str, dict[str, Any]] = {}
+        for session_id, sla, bandwidth_mbps, actual in await session_store.lock_available_actuals(tx, list(measured)):
+            m = measured[session_id]
+            figures = dict(actual or {})
+            figures["actualSla"] = sla
+            figures["actualGuaranteeBandwidth"] = bandwidth_mbps  # the enforced shaper rate
             if m.latency_ms is not None:
-                actual["actualLatency"] = round(m.latency_ms, 4)
+                figures["actualLatency"] = round(m.latency_ms, 4)
             if m.packet_loss_rate is not None:
-                actual["actualPacketLossRate"] = round(m.packet_loss_rate, 2)
-            row.actual = actual  # a new dict: the JSON column sees the change
-            stored += 1
-    MEASUREMENTS.labels("stored").inc(stored)
-    return stored
+                figures["actualPacketLossRate"] = round(m.packet_loss_rate, 2)
+            actuals[session_id] = figures
+        await session_store.set_actuals(tx, actuals)
+    MEASUREMENTS.labels("stored").inc(len(actuals))
+    return len(actuals)
 
 
 async def run_periodically(ctx: ServiceContext, stopping: asyncio.Event) -> None:

@@ -4,7 +4,7 @@ same table for the cold paths (reconciliation, measurements)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.dialects import postgresql
 
 from s2cvpn.domain.session import Status
-from s2cvpn.storage.driver import POSTGRES, Sql, Transaction, decode_row, json_text, parse_time
+from s2cvpn.storage.driver import POSTGRES, Sql, Transaction, decode_row, json_text, json_value, parse_time
 from s2cvpn.storage.jobs import MARK_BEGUN
 from s2cvpn.storage.session_reads import SessionView
 from s2cvpn.storage.tables import HELD_SLOT, LIVE_SESSION, SessionRow
@@ -57,6 +57,13 @@ LOCK = Sql(_GET, lock="FOR UPDATE")
 _DUE = "status = 'AVAILABLE' AND expires_at <= :now"  # served by ix_sessions_status_expires_at
 EXPIRED = Sql(f"SELECT {_COLUMNS} FROM sessions WHERE {_DUE} ORDER BY expires_at LIMIT :limit {{lock}}", lock="FOR UPDATE SKIP LOCKED")
 _ANY_EXPIRED = Sql(f"SELECT 1 FROM sessions WHERE {_DUE} LIMIT 1")
+# an AVAILABLE row's measured figures, locked until they are written (PostgreSQL skips a row
+# another transaction holds: it is ending or changing, and is measured next time)
+_AVAILABLE_ACTUAL = Sql(
+    f"SELECT session_id, sla, bandwidth_mbps, actual FROM sessions WHERE session_id = :session AND status = '{Status.AVAILABLE.value}' {{lock}}",
+    lock="FOR UPDATE SKIP LOCKED",
+)
+_SET_ACTUAL = Sql("UPDATE sessions SET actual = :actual WHERE session_id = :session")
 _MARK_SINK_GONE = Sql("UPDATE sessions SET sink_gone = :gone WHERE session_id = :session")
 _NEXT_EXPIRY = Sql("SELECT expires_at FROM sessions WHERE status = 'AVAILABLE' ORDER BY expires_at LIMIT 1")
 # ended, released and past retention; served by ix_sessions_purge_at. Another worker's
@@ -105,6 +112,19 @@ async def lock_expired(tx: Transaction, now: datetime, limit: int) -> list[Sessi
 async def any_expired(tx: Transaction, now: datetime) -> bool:
     """Whether ``lock_expired`` would find anything: a plain read, no write transaction."""
     return await tx.fetchrow(_ANY_EXPIRED, now=now) is not None
+
+
+async def lock_available_actuals(tx: Transaction, session_ids: Sequence[str]) -> list[tuple[str, str, int, dict[str, Any] | None]]:
+    """(session_id, sla, bandwidth_mbps, actual) of those of ``session_ids`` still AVAILABLE,
+    locked for ``set_actuals`` in the same transaction."""
+    rows = await tx.fetch_many(_AVAILABLE_ACTUAL, [{"session": session_id} for session_id in session_ids]) if session_ids else []
+    return [(session_id, sla, bandwidth, json_value(actual)) for session_id, sla, bandwidth, actual in rows]
+
+
+async def set_actuals(tx: Transaction, actuals: Mapping[str, dict[str, Any]]) -> None:
+    """Write each session's ``actual`` figures."""
+    if actuals:
+        await tx.execute_many(_SET_ACTUAL, [{"session": session_id, "actual": actual} for session_id, actual in actuals.items()])
 
 
 async def mark_sink_gone(tx: Transaction, session_id: str) -> None:
