@@ -32,7 +32,9 @@ _ADD = Sql(
 )
 
 
-_ANY_DUE = Sql("SELECT 1 FROM events WHERE next_attempt_at <= :now AND (locked_until IS NULL OR locked_until < :now) LIMIT 1")
+# pending, due by :now, and not leased (or its lease ran out): what ``claim_due`` takes
+_DUE = "next_attempt_at <= :now AND (locked_until IS NULL OR locked_until < :now)"
+_ANY_DUE = Sql(f"SELECT 1 FROM events WHERE {_DUE} LIMIT 1")
 _FORGET_FINISHED = Sql("DELETE FROM events WHERE created_at < :before AND next_attempt_at IS NULL")
 
 
@@ -71,7 +73,7 @@ class DueEvent(NamedTuple):
 # are skipped, not waited for (PostgreSQL); SQLite has one writer at a time
 _CLAIM = Sql(
     "UPDATE events SET locked_until = :until, attempts = attempts + 1 WHERE event_id IN ("
-    "SELECT event_id FROM events WHERE next_attempt_at <= :now AND (locked_until IS NULL OR locked_until < :now) "
+    f"SELECT event_id FROM events WHERE {_DUE} "
     "ORDER BY next_attempt_at, created_at LIMIT :limit {lock}) "
     "RETURNING event_id, session_id, sink, access_token, body, attempts, next_attempt_at, created_at",
     lock="FOR UPDATE SKIP LOCKED",

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.dialects import postgresql
 
 from s2cvpn.domain.session import Status
-from s2cvpn.storage.driver import POSTGRES, Sql, Transaction, decode_row, json_text, json_value, parse_time
+from s2cvpn.storage.driver import POSTGRES, Sql, Transaction, decode_row, json_text, parse_time
 from s2cvpn.storage.jobs import MARK_BEGUN
 from s2cvpn.storage.session_reads import SessionView
 from s2cvpn.storage.tables import HELD_SLOT, LIVE_SESSION, SessionRow
@@ -64,7 +64,7 @@ _AVAILABLE_ACTUAL = Sql(
     lock="FOR UPDATE SKIP LOCKED",
 )
 _SET_ACTUAL = Sql("UPDATE sessions SET actual = :actual WHERE session_id = :session")
-_MARK_SINK_GONE = Sql("UPDATE sessions SET sink_gone = :gone WHERE session_id = :session")
+_MARK_SINK_GONE = Sql("UPDATE sessions SET sink_gone = true WHERE session_id = :session")
 _NEXT_EXPIRY = Sql("SELECT expires_at FROM sessions WHERE status = 'AVAILABLE' ORDER BY expires_at LIMIT 1")
 # ended, released and past retention; served by ix_sessions_purge_at. Another worker's
 # batch is skipped, not waited for
@@ -114,11 +114,11 @@ async def any_expired(tx: Transaction, now: datetime) -> bool:
     return await tx.fetchrow(_ANY_EXPIRED, now=now) is not None
 
 
-async def lock_available_actuals(tx: Transaction, session_ids: Sequence[str]) -> list[tuple[str, str, int, dict[str, Any] | None]]:
+async def lock_available_actuals(tx: Transaction, session_ids: Sequence[str]) -> list[Sequence[Any]]:
     """(session_id, sla, bandwidth_mbps, actual) of those of ``session_ids`` still AVAILABLE,
     locked for ``set_actuals`` in the same transaction."""
     rows = await tx.fetch_many(_AVAILABLE_ACTUAL, [{"session": session_id} for session_id in session_ids]) if session_ids else []
-    return [(session_id, sla, bandwidth, json_value(actual)) for session_id, sla, bandwidth, actual in rows]
+    return [decode_row(row, (3,), ()) for row in rows]
 
 
 async def set_actuals(tx: Transaction, actuals: Mapping[str, dict[str, Any]]) -> None:
@@ -129,7 +129,7 @@ async def set_actuals(tx: Transaction, actuals: Mapping[str, dict[str, Any]]) ->
 
 async def mark_sink_gone(tx: Transaction, session_id: str) -> None:
     """The session's sink answered 410: no more events are queued for it."""
-    await tx.execute(_MARK_SINK_GONE, session=session_id, gone=True)
+    await tx.execute(_MARK_SINK_GONE, session=session_id)
 
 
 async def next_expiry(tx: Transaction) -> datetime | None:
