@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/load.py [--backends sqlite,postgres] [--seconds 10] [--connections 64]
                                    [--sessions 1000] [--million] [--loop asyncio|uvloop] [--sink]
+                                   [--routes getSession,listSessions,create+delete]
 
 For each backend it starts a real ``s2cvpn serve`` (uvicorn, one process, embedded
 worker, as shipped) on a fresh database, and, alongside, a bare FastAPI app with one
@@ -331,6 +332,7 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
             "listSessions": (f"{api_url}/sessions?perPage=20", ""),
             "create+delete": (api_url, CREATE_DELETE_LUA % (lua_string(body), PREFIX, PREFIX)),
         }
+        routes = {name: route for name, route in routes.items() if name in args.routes}
         # hello runs before each route and after the last: this machine's speed drifts within
         # a run, so each route is compared with the mean of the two hello runs around it
         def run_hello() -> dict[str, float]:
@@ -394,6 +396,8 @@ def main() -> None:
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop of both servers")
     parser.add_argument("--million", action="store_true", help="also measure with 1,000,000 more sessions (PostgreSQL)")
     parser.add_argument("--sink", action="store_true", help="create+delete's sessions have a sink: count the events it receives")
+    parser.add_argument("--routes", type=lambda text: text.split(","), default=["getSession", "listSessions", "create+delete"],
+                        help="the routes to measure (comma-separated; a profile of one route, say)")
     args = parser.parse_args()
     rows: list[tuple[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="s2cvpn-bench-") as folder:

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from s2cvpn.errors import InvalidArgument
@@ -49,34 +50,65 @@ def test_public_https_sink_accepted() -> None:
     sinks.check_sink("https://93.184.215.14/events", allow_private=False)
 
 
+def _resolving_to(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> None:
+    """This loop's name lookups answer ``addresses``, whatever the name."""
+    loop = asyncio.get_running_loop()
+
+    async def fake_getaddrinfo(host: str, port: int, *_args: Any, **_kwargs: Any) -> list[Any]:
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0)) if ":" in address
+            else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+            for address in addresses
+        ]
+
+    monkeypatch.setattr(loop, "getaddrinfo", fake_getaddrinfo)
+
+
 @pytest.mark.parametrize("resolved", ["127.0.0.1", "10.1.2.3", "169.254.169.254", "::1", "fc00::5", "fe80::1", "::ffff:127.0.0.1"])
-def test_names_resolving_to_internal_addresses_refused(monkeypatch: pytest.MonkeyPatch, resolved: str) -> None:
+def test_names_resolving_to_internal_addresses_are_never_called(monkeypatch: pytest.MonkeyPatch, resolved: str) -> None:
+    """A name that resolves to an internal address (here beside a public one) is refused by
+    the lookup whose addresses the connection would use: nothing is called (for 127.0.0.1,
+    the loopback server standing for the internal target)."""
+    target = _Recorder(204)
+
     async def run() -> None:
-        loop = asyncio.get_running_loop()
+        _resolving_to(monkeypatch, resolved, "93.184.215.14")
+        async with sinks.open_client(allow_private=False) as client:
+            with pytest.raises(aiohttp.ClientConnectorDNSError) as refused:
+                await client.post(f"http://rebind.example.com:{target.server.server_address[1]}/hook", data=b"{}")
+            assert isinstance(refused.value.os_error, sinks.InternalAddress)
 
-        async def fake_getaddrinfo(host: str, *_args: Any, **_kwargs: Any) -> list[Any]:
-            family = socket.AF_INET6 if ":" in resolved else socket.AF_INET
-            public = ("93.184.215.14", 443)
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", public), (family, socket.SOCK_STREAM, 6, "", (resolved, 443))]
+    try:
+        asyncio.run(run())
+        assert target.hits == 0
+    finally:
+        target.close()
 
-        monkeypatch.setattr(loop, "getaddrinfo", fake_getaddrinfo)
-        with pytest.raises(InvalidArgument):
-            await sinks.resolve_public("https://rebind.example.com/hook", allow_private=False)
 
-    asyncio.run(run())
+def test_names_resolving_to_loopback_are_called_when_private_sinks_are_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check above is what refused them: with private sinks allowed (labs, tests) the
+    same name reaches the server."""
+    target = _Recorder(204)
+
+    async def run() -> int:
+        _resolving_to(monkeypatch, "127.0.0.1")
+        async with sinks.open_client(allow_private=True) as client:
+            async with client.post(f"http://rebind.example.com:{target.server.server_address[1]}/hook", data=b"{}") as response:
+                return response.status
+
+    try:
+        assert asyncio.run(run()) == 204
+        assert target.hits == 1
+    finally:
+        target.close()
 
 
 def test_name_resolving_to_public_addresses_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def run() -> None:
-        loop = asyncio.get_running_loop()
+    async def run() -> list[str]:
+        _resolving_to(monkeypatch, "93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c")
+        return [result["host"] for result in await sinks.PublicResolver().resolve("sink.example.com", 443, socket.AF_UNSPEC)]
 
-        async def fake_getaddrinfo(host: str, *_args: Any, **_kwargs: Any) -> list[Any]:
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 443))]
-
-        monkeypatch.setattr(loop, "getaddrinfo", fake_getaddrinfo)
-        await sinks.resolve_public("https://sink.example.com/hook", allow_private=False)
-
-    asyncio.run(run())
+    assert asyncio.run(run()) == ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]
 
 
 @pytest.fixture

@@ -1,12 +1,14 @@
-"""A delete on PostgreSQL in one statement (``storage.withdrawal``) does what the delete's
-transaction does (``lifecycle.end``), in every state a live session without a sink can be
-in when it is deleted: its provisioning not claimed, claimed, begun and waiting for a retry,
-running; or the session AVAILABLE. Each state is set up twice, one session is deleted each
-way, and what is left of them is compared: the row, its jobs and the capacity given back."""
+"""A delete on PostgreSQL in one statement (``storage.withdrawal``; two with a sink to tell)
+does what the delete's transaction does (``lifecycle.end``), in every state a live session
+can be in when it is deleted: its provisioning not claimed, claimed, begun and waiting for
+a retry, running; or the session AVAILABLE; with no sink, a sink, or a sink that answered
+410. Each case is set up twice, one session is deleted each way, and what is left of them
+is compared: the row, its jobs, its events and the capacity given back."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,12 +17,12 @@ from sqlalchemy import select
 
 from s2cvpn.bootstrap import open_context
 from s2cvpn.config import Settings
-from s2cvpn.service import lifecycle
+from s2cvpn.service import lifecycle, notifications
 from s2cvpn.service import sessions as session_service
 from s2cvpn.storage import migrate
 from s2cvpn.storage.driver import Sql
-from s2cvpn.storage.tables import JobRow, ResourceLoadRow, SessionRow
-from s2cvpn.storage.withdrawal import Withdrawn
+from s2cvpn.storage.tables import EventRow, JobRow, ResourceLoadRow, SessionRow
+from s2cvpn.storage.withdrawal import Unnotified, Withdrawn
 from tests.support.payloads import session_request
 
 pytestmark = pytest.mark.postgres
@@ -28,11 +30,16 @@ _CLAIM = Sql("UPDATE jobs SET locked_by = 'w1', locked_until = :until WHERE sess
 _BEGUN_WAITING = Sql("UPDATE jobs SET begun_at = :now, attempts = 1, run_at = :until WHERE session_id = :session")
 _RUNNING = Sql("UPDATE jobs SET begun_at = :now, attempts = 1, locked_by = 'w1', locked_until = :until WHERE session_id = :session")
 _STARTED = Sql("DELETE FROM jobs WHERE session_id = :session")
+_SINK_GONE = Sql("UPDATE sessions SET sink_gone = true WHERE session_id = :session")
 STATES = ["unclaimed", "claimed", "begun and waiting", "running", "available"]
+SINKS = ["no sink", "sink", "sink gone"]
+SINK = {"sink": "https://sink.example.com/events", "sinkCredential": {"credentialType": "ACCESSTOKEN", "accessToken": "t-1",
+        "accessTokenExpiresUtc": "2099-01-01T00:00:00Z", "accessTokenType": "bearer"}}
 
 
-async def _in_state(ctx: Any, state: str) -> str:
-    row, _ = await session_service.create_session(ctx, client_id="c1", body=session_request(bandwidth=7), idempotency_key=None)
+async def _in_state(ctx: Any, state: str, sink: str = "no sink") -> str:
+    body = session_request(bandwidth=7, **({} if sink == "no sink" else SINK))
+    row, _ = await session_service.create_session(ctx, client_id="c1", body=body, idempotency_key=None)
     now, until = ctx.clock.now(), ctx.clock.now() + timedelta(minutes=5)
     async with ctx.database.transaction() as tx:
         if state == "claimed":
@@ -44,6 +51,8 @@ async def _in_state(ctx: Any, state: str) -> str:
         elif state == "available":
             await tx.execute(_STARTED, session=row.session_id)
             await lifecycle.start(tx, ctx, row, now)
+        if sink == "sink gone":
+            await tx.execute(_SINK_GONE, session=row.session_id)
     return row.session_id
 
 
@@ -57,11 +66,21 @@ async def _left(ctx: Any, session_id: str, deleted_at: Any) -> tuple[Any, ...]:
     async with ctx.db() as db:
         row = await db.get(SessionRow, session_id)
         jobs = (await db.scalars(select(JobRow).where(JobRow.session_id == session_id))).all()
+        events = (await db.scalars(select(EventRow).where(EventRow.session_id == session_id).order_by(EventRow.created_at))).all()
     found = sorted((job.kind, job.payload, job.begun_at is not None, job.locked_by, job.run_at - deleted_at) for job in jobs)
+    told = [
+        (event.sink, event.access_token, _same_for_both(event.body, session_id), event.attempts, event.next_attempt_at - deleted_at)
+        for event in events
+    ]
     if row is None:
-        return None, found
+        return None, found, told
     times = tuple(None if at is None else at - deleted_at for at in (row.ended_at, row.expires_at, row.purge_at))
-    return (row.status, row.status_info, row.released_at, times), found
+    return (row.status, row.status_info, row.released_at, times), found, told
+
+
+def _same_for_both(body: dict[str, Any], session_id: str) -> dict[str, Any]:
+    """An event's body but for what differs between two sessions: its id and the session's."""
+    return json.loads(json.dumps({key: value for key, value in body.items() if key != "id"}).replace(session_id, "<session>"))
 
 
 class StoppedClock:
@@ -74,14 +93,15 @@ class StoppedClock:
         return self.at
 
 
+@pytest.mark.parametrize("sink", SINKS)
 @pytest.mark.parametrize("state", STATES)
-def test_the_statement_leaves_what_the_transaction_leaves(pg_url: str, state: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_statement_leaves_what_the_transaction_leaves(pg_url: str, state: str, sink: str, monkeypatch: pytest.MonkeyPatch) -> None:
     migrate.upgrade(pg_url)
     clock = StoppedClock()
 
     async def scenario() -> None:
         async with open_context(Settings(database_url=pg_url, retention_seconds=30), clock=clock, migrate_first=False) as ctx:
-            by_statement, by_transaction = await _in_state(ctx, state), await _in_state(ctx, state)
+            by_statement, by_transaction = await _in_state(ctx, state, sink), await _in_state(ctx, state, sink)
             clock.at += timedelta(seconds=1)
             left = {}
             for session_id, path in ((by_statement, "statement"), (by_transaction, "transaction")):
@@ -93,9 +113,13 @@ def test_the_statement_leaves_what_the_transaction_leaves(pg_url: str, state: st
                 left[path] = (await _left(ctx, session_id, clock.at), before - await _reserved(ctx))
             assert left["statement"] == left["transaction"]
             gone = state in ("unclaimed", "claimed")
-            (row, _jobs), given_back = left["statement"]
+            (row, _jobs, told), given_back = left["statement"]
             assert (row is None) is gone
             assert (given_back > 0) is gone  # an ended session holds its capacity until its teardown
+            told_of = [body["data"]["status"] for _sink, _token, body, _attempts, _due in told]
+            # the sink heard of the start before it answered 410 (here), and of the end only if it did not
+            started, ended = state == "available" and sink != "no sink", sink == "sink"
+            assert told_of == ["AVAILABLE"] * started + ["UNAVAILABLE"] * ended
 
     asyncio.run(scenario())
 
@@ -106,14 +130,68 @@ async def _left_to_the_transaction(*_args: Any, **_kwargs: Any) -> None:
 
 def test_every_delete_here_takes_the_statement(pg_url: str) -> None:
     """The comparison above compares the statement with something: each of its deletes is
-    one the statement takes (counted at the statement itself)."""
+    one the statement takes (counted at the statement itself); one with a sink to tell is
+    first left, with what its event is written from."""
     migrate.upgrade(pg_url)
 
     async def scenario() -> list[Any]:
         async with open_context(Settings(database_url=pg_url), migrate_first=False) as ctx:
-            ids = [await _in_state(ctx, state) for state in STATES]
+            cases = [(state, sink, await _in_state(ctx, state, sink)) for sink in SINKS for state in STATES]
             now = ctx.clock.now()
             purge_at = lifecycle.purge_time(ctx, now)
-            return [await ctx.withdrawals.withdraw(session_id, "c1", now=now, purge_at=purge_at) for session_id in ids]
+            outcomes = []
+            for state, sink, session_id in cases:
+                first = await ctx.withdrawals.withdraw(session_id, "c1", now=now, purge_at=purge_at)
+                if isinstance(first, Unnotified):
+                    event = notifications.status_event(ctx, first, now)
+                    second = await ctx.withdrawals.withdraw(session_id, "c1", now=now, purge_at=purge_at, notifying=first, event=event)
+                    outcomes.append((state, sink, "unnotified", second))
+                else:
+                    outcomes.append((state, sink, "at once", first))
+            return outcomes
 
-    assert asyncio.run(scenario()) == [Withdrawn.GONE, Withdrawn.GONE, Withdrawn.ENDING, Withdrawn.ENDING, Withdrawn.ENDING]
+    expected = {"unclaimed": Withdrawn.GONE, "claimed": Withdrawn.GONE}
+    assert asyncio.run(scenario()) == [
+        (state, sink, "unnotified" if sink == "sink" else "at once", expected.get(state, Withdrawn.ENDING)) for sink in SINKS for state in STATES
+    ]
+
+
+_MEASURED = Sql("UPDATE sessions SET actual = '{\"actualSla\": \"A\", \"actualLatency\": 9.5}' WHERE session_id = :session")
+
+
+@pytest.mark.parametrize("change", ["started", "sink gone", "measured"])
+def test_a_session_that_changed_before_its_event_went_in_is_left_to_the_transaction(pg_url: str, change: str) -> None:
+    """Between the statement that reads what the event is written from and the one that
+    writes it, the session started (its AVAILABLE event queued), its sink answered 410, or
+    its figures were measured: the second statement changes nothing, and the delete's
+    transaction then writes the event of the session as it is."""
+    migrate.upgrade(pg_url)
+
+    async def scenario() -> tuple[Any, ...]:
+        async with open_context(Settings(database_url=pg_url), migrate_first=False) as ctx:
+            session_id = await _in_state(ctx, "running", "sink")
+            now = ctx.clock.now()
+            purge_at = lifecycle.purge_time(ctx, now)
+            unnotified = await ctx.withdrawals.withdraw(session_id, "c1", now=now, purge_at=purge_at)
+            assert isinstance(unnotified, Unnotified)
+            async with ctx.database.transaction() as tx:
+                if change == "started":
+                    row = await session_service.owned(tx, "c1", session_id)
+                    await tx.execute(_STARTED, session=session_id)
+                    await lifecycle.start(tx, ctx, row, now)
+                else:
+                    await tx.execute(_SINK_GONE if change == "sink gone" else _MEASURED, session=session_id)
+            before = await _left(ctx, session_id, now)
+            event = notifications.status_event(ctx, unnotified, now)
+            second = await ctx.withdrawals.withdraw(session_id, "c1", now=now, purge_at=purge_at, notifying=unnotified, event=event)
+            unchanged = await _left(ctx, session_id, now) == before
+            await session_service.delete_session(ctx, client_id="c1", session_id=session_id)
+            (row, _jobs, told) = await _left(ctx, session_id, now)
+            told_of = [(body["data"]["status"], body["data"].get("actualLatency")) for *_, body, _a, _d in told]
+            return second, unchanged, row[:2], told_of, unnotified.actual["actualLatency"]
+
+    second, unchanged, row, told, planned = asyncio.run(scenario())
+    assert (second, unchanged, row) == (None, True, ("UNAVAILABLE", "DELETE_REQUESTED"))
+    assert planned not in (None, 9.5)
+    ending = {"started": [("AVAILABLE", None), ("UNAVAILABLE", planned)], "sink gone": [], "measured": [("UNAVAILABLE", 9.5)]}
+    assert told == ending[change]

@@ -9,13 +9,12 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select
 
 from s2cvpn.bootstrap import open_context
 from s2cvpn.config import Settings
-from s2cvpn.service import measurements, notifications, provisioning
+from s2cvpn.service import measurements, notifications, provisioning, sinks
 from s2cvpn.storage import events as event_store
 from s2cvpn.storage import session_store
 from s2cvpn.storage.tables import EventRow, SessionRow
@@ -35,8 +34,7 @@ def test_finished_events_are_purged_after_a_day_pending_ones_kept(fresh_database
                         tx, event_id=event_id, session_id="s", sink="https://x.example/", access_token=None, body={}, now=created
                     )
             async with ctx.database.transaction() as tx:
-                for event_id in ("old-done", "new-done"):
-                    await event_store.mark_done(tx, event_id, outcome="204", now=now)
+                await event_store.mark_done(tx, {"old-done": "204", "new-done": "204"}, now=now)
             await provisioning.purge_due(ctx)
             async with ctx.db() as db:
                 return set((await db.scalars(select(EventRow.event_id))).all())
@@ -86,7 +84,7 @@ def test_idle_polls_and_passes_do_not_wait_for_the_sqlite_write_lock(tmp_path: P
     url = f"sqlite:///{tmp_path}/idle.db"
 
     async def scenario() -> tuple[object, ...]:
-        async with open_context(Settings(database_url=url), clock=FakeClock()) as ctx, httpx.AsyncClient() as client:
+        async with open_context(Settings(database_url=url), clock=FakeClock()) as ctx, sinks.open_client(allow_private=True) as client:
             writer = sqlite3.connect(tmp_path / "idle.db", isolation_level=None)
             writer.execute("BEGIN IMMEDIATE")
             try:

@@ -36,11 +36,11 @@ import socket
 import time
 from datetime import timedelta
 
-import httpx
+import aiohttp
 from prometheus_client import Counter
 
 from s2cvpn.errors import DriverError
-from s2cvpn.service import measurements, notifications, provisioning
+from s2cvpn.service import measurements, notifications, provisioning, sinks
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import jobs as job_store
 from s2cvpn.storage.jobs import ClaimedJob
@@ -60,12 +60,12 @@ class Worker:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._http: httpx.AsyncClient | None = None
+        self._http: aiohttp.ClientSession | None = None
         self._purged_at = float("-inf")  # monotonic seconds
         self.concurrency = BLOCKING_DRIVER_JOBS if ctx.driver.blocks else JOBS_IN_FLIGHT
 
     async def start(self) -> None:
-        self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        self._http = sinks.open_client(allow_private=self.ctx.settings.sink_allow_private)
         await self._reconcile_once()
         self._tasks = [
             asyncio.create_task(self._loop(self._jobs_and_sweeps), name="s2cvpn-jobs"),
@@ -86,7 +86,7 @@ class Worker:
             if late:
                 await asyncio.wait(late, timeout=5)
         if self._http is not None:
-            await self._http.aclose()
+            await self._http.close()
 
     async def _loop(self, step) -> None:  # type: ignore[no-untyped-def]
         while not self._stopping.is_set():

@@ -34,7 +34,7 @@ class ServiceContext:
     session_reads: SessionReader  # getSession/listSessions, on ``database``
     loads: LoadReader  # the load a create or a change plans on, on ``database``
     acceptances: Acceptances  # new sessions' writes, on ``database``
-    withdrawals: Withdrawals  # deletes of live sessions without a sink, on ``database``
+    withdrawals: Withdrawals  # deletes of live sessions, on ``database``
     inventory: Inventory
     driver: NetworkDriver
     clock: Clock

@@ -8,9 +8,9 @@ import json
 import logging
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
+import aiohttp
 
 from s2cvpn.domain.session import Status, serviced_hours
 from s2cvpn.errors import InvalidArgument
@@ -26,9 +26,28 @@ log = logging.getLogger(__name__)
 EVENT_TYPE = "org.camaraproject.site-to-cloud-vpn.v0.session-status-changed"
 MAX_BACKOFF_SECONDS = 300.0
 DELIVERY_CONCURRENCY = 16  # sinks posted to at once by one worker
+MAX_REPLY_BYTES = 65536  # a sink's reply read to keep its connection open
 
 
-def final_figures(row: SessionRecord, now: datetime) -> dict[str, Any]:
+class StatusOf(Protocol):
+    """What an event tells of a session: its stored row, or the row as a delete will leave
+    it (``withdrawal.Unnotified``)."""
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def status_info(self) -> str | None: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def actual(self) -> dict[str, Any] | None: ...
+
+
+def final_figures(row: StatusOf, now: datetime) -> dict[str, Any]:
     """``servicedDuration`` and the ``actual*`` values, as the API shows them."""
     until = row.ended_at or now
     figures: dict[str, Any] = {"servicedDuration": {"value": serviced_hours(row.started_at, until), "unit": "hours"}}
@@ -38,7 +57,7 @@ def final_figures(row: SessionRecord, now: datetime) -> dict[str, Any]:
     return figures
 
 
-def status_event(ctx: ServiceContext, row: SessionRecord, now: datetime) -> dict[str, Any]:
+def status_event(ctx: ServiceContext, row: StatusOf, now: datetime) -> dict[str, Any]:
     data: dict[str, Any] = {"sessionId": row.session_id, "status": row.status}
     if row.status_info:
         data["statusInfo"] = row.status_info
@@ -69,11 +88,13 @@ def backoff(ctx: ServiceContext, attempts: int) -> timedelta:
     return timedelta(seconds=min(ctx.settings.notify_backoff_seconds * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS))
 
 
-async def deliver_due(ctx: ServiceContext, client: httpx.AsyncClient, *, limit: int = 50) -> int:
+async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, *, limit: int = 50) -> int:
     """Send every due event once; returns how many were attempted.
 
     Sessions are served side by side (one slow sink must not hold up the others), the
-    events of one session one after the other, in order.
+    events of one session one after the other, in order. The outcomes are written together
+    once all are known: one transaction for the batch, not one per event (a crash before it
+    sends them again: delivery is at least once).
     """
     now = ctx.clock.now()
     # polled several times a second and almost always empty: a plain read says so without
@@ -87,50 +108,74 @@ async def deliver_due(ctx: ServiceContext, client: httpx.AsyncClient, *, limit: 
     for event in due:
         by_session.setdefault(event.session_id, []).append(event)
     in_flight = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+    outcomes: list[tuple[DueEvent, str]] = []
 
     async def deliver_in_order(events: list[DueEvent]) -> None:
         for event in events:
             async with in_flight:
-                if await _deliver(ctx, client, event) == "gone":
-                    return  # the rest of this session's events were dropped with it
+                outcome = await _post(ctx, client, event.sink, event.access_token, event.body)
+            outcomes.append((event, outcome))
+            if outcome == "410":
+                return  # the rest of this session's events are dropped with it
 
     await asyncio.gather(*(deliver_in_order(events) for events in by_session.values()))
+    await _record(ctx, outcomes)
     return len(due)
 
 
-async def _deliver(ctx: ServiceContext, client: httpx.AsyncClient, event: DueEvent) -> str:
-    outcome = await _post(ctx, client, event.sink, event.access_token, event.body)
+async def _record(ctx: ServiceContext, outcomes: list[tuple[DueEvent, str]]) -> None:
+    """Each event delivered, given up, or due again after its backoff; a sink that answered
+    410 gets nothing more: its session is marked and its pending events dropped."""
     now = ctx.clock.now()
-    async with ctx.database.transaction() as tx:
+    gone = sorted({event.session_id for event, outcome in outcomes if outcome == "410"})
+    done: dict[str, str] = {}
+    retries: list[tuple[str, datetime, str]] = []
+    for event, outcome in outcomes:
         if outcome.startswith("2"):
-            await event_store.mark_done(tx, event.event_id, outcome=outcome, now=now)
+            done[event.event_id] = outcome
         elif outcome == "410":
-            # the session's row first: its lock waits for a transition that is queueing an
-            # event right now, so the drop below (a later snapshot) sees that event too
-            await session_store.mark_sink_gone(tx, event.session_id)
-            await event_store.mark_done(tx, event.event_id, outcome="gone", now=now)
-            await event_store.drop_pending_for_session(tx, event.session_id, outcome="sink gone")
-            return "gone"
+            done[event.event_id] = "gone"
         elif event.attempts >= ctx.settings.notify_max_attempts or outcome == "refused":
-            await event_store.mark_done(tx, event.event_id, outcome=f"gave up: {outcome}", now=now)
+            done[event.event_id] = f"gave up: {outcome}"
             log.warning("notification %s for session %s abandoned: %s", event.event_id, event.session_id, outcome)
-        else:
-            await event_store.mark_retry(tx, event.event_id, at=now + backoff(ctx, event.attempts), outcome=outcome)
-    return outcome
+        elif event.session_id not in gone:
+            retries.append((event.event_id, now + backoff(ctx, event.attempts), outcome))
+    async with ctx.database.transaction() as tx:
+        # the sessions' rows first (in one order for every worker): each lock waits for a
+        # transition that is queueing an event right now, so the drop (a later snapshot)
+        # sees that event too
+        for session_id in gone:
+            await session_store.mark_sink_gone(tx, session_id)
+            await event_store.drop_pending_for_session(tx, session_id, outcome="sink gone")
+        await event_store.mark_done(tx, done, now=now)
+        await event_store.mark_retry(tx, retries)
 
 
-async def _post(ctx: ServiceContext, client: httpx.AsyncClient, sink: str, token: str | None, body: dict[str, Any]) -> str:
+async def _post(ctx: ServiceContext, client: aiohttp.ClientSession, sink: str, token: str | None, body: dict[str, Any]) -> str:
+    """The sink's answer (its status code) or what kept it from answering."""
     try:
-        await sinks.resolve_public(sink, allow_private=ctx.settings.sink_allow_private)
+        sinks.check_sink(sink, allow_private=ctx.settings.sink_allow_private)
     except InvalidArgument:
         return "refused"
-    except OSError:
-        return "dns"
     headers = {"Content-Type": "application/cloudevents+json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    timeout = aiohttp.ClientTimeout(total=ctx.settings.notify_timeout_seconds)
     try:
-        response = await client.post(sink, content=json.dumps(body).encode(), headers=headers, timeout=ctx.settings.notify_timeout_seconds)
-    except httpx.HTTPError as exc:
+        async with client.post(sink, data=json.dumps(body).encode(), headers=headers, timeout=timeout, allow_redirects=False) as response:
+            await _read_reply(response)
+            return str(response.status)
+    except aiohttp.ClientConnectorDNSError as exc:
+        return "refused" if isinstance(exc.os_error, sinks.InternalAddress) else "dns"
+    except (aiohttp.ClientError, TimeoutError) as exc:
         return type(exc).__name__
-    return str(response.status_code)
+
+
+async def _read_reply(response: aiohttp.ClientResponse) -> None:
+    """Read a short reply to its end, so its connection serves the next post; a longer one
+    is left unread, and its connection is closed instead."""
+    read = 0
+    async for chunk in response.content.iter_any():
+        read += len(chunk)
+        if read > MAX_REPLY_BYTES:
+            return

@@ -2,10 +2,11 @@
 
 Each use case owns its transaction. Whatever the network must do afterwards is written
 as a job in that same transaction (never fire-and-forget), so a crash loses nothing. On
-PostgreSQL a create's writes, and a delete of a live session without a sink, are one
-statement each (``storage.acceptance``, ``storage.withdrawal``), which is its own
-transaction: they run with no BEGIN and COMMIT (a create with a quota keeps its
-transaction, for the quota's lock), and the creates, or the deletes, in flight share one.
+PostgreSQL a create's writes are one statement (``storage.acceptance``), and so is a
+delete of a live session, two when its sink is to be told (``storage.withdrawal``); each
+statement is its own transaction: they run with no BEGIN and COMMIT (a create with a
+quota keeps its transaction, for the quota's lock), and the creates, or the deletes, in
+flight share one.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from s2cvpn import errors
 from s2cvpn.domain.session import LIVE_STATUSES, Status, StatusInfo, duration_hours, hours_delta
 from s2cvpn.network import planner, pools, resolve
 from s2cvpn.network.plans import ConnectionRequest, Plan
-from s2cvpn.service import lifecycle, sinks, specs
+from s2cvpn.service import lifecycle, notifications, sinks, specs
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import idempotency, jobs, reservations, session_store, slots
 from s2cvpn.storage.driver import Transaction, UniqueViolation
 from s2cvpn.storage.session_reads import SessionView
 from s2cvpn.storage.session_store import SessionRecord
-from s2cvpn.storage.withdrawal import Withdrawn
+from s2cvpn.storage.withdrawal import Unnotified, Withdrawn
 
 T = TypeVar("T")
 PLAN_ATTEMPTS = 5
@@ -296,10 +297,16 @@ async def extend_session(ctx: ServiceContext, *, client_id: str, session_id: str
 async def delete_session(ctx: ServiceContext, *, client_id: str, session_id: str) -> None:
     """Tear the session down; once the network is clean the session is gone (404). One whose
     provisioning no worker began is gone at once (``lifecycle.end``). On PostgreSQL a live
-    session with no sink to notify is ended in one statement that does the same
-    (``withdrawal``)."""
+    session is ended in one statement that does the same, or two when its sink is to be
+    told (``withdrawal``)."""
     now = ctx.clock.now()
-    withdrawn = await ctx.withdrawals.withdraw(session_id, client_id, now=now, purge_at=lifecycle.purge_time(ctx, now))
+    purge_at = lifecycle.purge_time(ctx, now)
+    withdrawn = await ctx.withdrawals.withdraw(session_id, client_id, now=now, purge_at=purge_at)
+    if isinstance(withdrawn, Unnotified):  # its event is written as lifecycle.end writes it
+        event = notifications.status_event(ctx, withdrawn, now)
+        withdrawn = await ctx.withdrawals.withdraw(session_id, client_id, now=now, purge_at=purge_at, notifying=withdrawn, event=event)
+        if withdrawn is not None:
+            ctx.work_ready.set()  # its event is queued
     if withdrawn is Withdrawn.ENDING:
         ctx.work_ready.set()  # its teardown is queued
     if withdrawn is not None:

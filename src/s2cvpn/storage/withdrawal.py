@@ -1,18 +1,23 @@
 """A delete in one statement on PostgreSQL (``Withdrawals``), for the commonest case: the
-caller's own live session, with no sink to notify. It does what ``lifecycle.end`` does in
-the delete's transaction:
+caller's own live session. It does what ``lifecycle.end`` does in the delete's transaction:
 
 - a session whose provisioning no worker has begun (``jobs.begun_at``), claimed or not, is
   gone at once: the provisioning job dropped, the row deleted, its capacity given back;
 - any other is ended (UNAVAILABLE, DELETE_REQUESTED) and its teardown queued, which
   forgets it once the network is clean; a provisioning that runs is left to finish, one
-  that waits for a retry is dropped.
+  that waits for a retry is dropped;
+- a session with a sink to notify gets its event, in a second statement: the first leaves
+  it and hands back what the event is written from (``Unnotified``); the caller writes the
+  event (``notifications.status_event``, as ``lifecycle.end`` does) and asks again with it,
+  and the session is withdrawn only if those values are still the row's (a provisioning
+  that started it meanwhile, or a sink that answered 410, sends the delete to the
+  transaction).
 
-So a delete costs one round trip instead of six (BEGIN, the row lock, the jobs' cancel,
-the row's delete or update, the counters or the teardown, COMMIT), and the deletes in
-flight share it (``coalescing``), as creates share their acceptance: under load a dozen
-deletes cost one statement and one commit. Anything else (a sink to notify, a session
-already ended, SQLite) it leaves to the caller's transaction.
+So a delete costs one round trip (two with a sink) instead of six or seven (BEGIN, the row
+lock, the jobs' cancel, the row's delete or update, the event, the counters or the
+teardown, COMMIT), and the deletes in flight share it (``coalescing``), as creates share
+their acceptance: under load a dozen deletes cost one statement and one commit. Anything
+else (a session already ended, SQLite) it leaves to the caller's transaction.
 
 A row that another transaction holds locked is skipped, and its delete takes the caller's
 path, which waits for it. Whoever holds a live row is about to change it (a worker
@@ -39,24 +44,31 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from s2cvpn.domain.session import Status, StatusInfo
 from s2cvpn.storage import reservations
 from s2cvpn.storage.coalescing import CoalescedQueries, together_or_one_by_one
-from s2cvpn.storage.driver import POSTGRES, Database, Deadlock, Refused, Sql, Transaction
+from s2cvpn.storage.driver import POSTGRES, Database, Deadlock, Refused, Sql, Transaction, json_text, json_value
 from s2cvpn.storage.jobs import RUNNING
 from s2cvpn.storage.tables import LIVE_SESSION
 
 _PROVISION = "kind = 'provision'"
 _WITHDRAW = Sql(
-    # a session asked for twice is taken once (the first asker's times)
+    # a session asked for twice is taken once (the first asker's); an ask with an event
+    # (its body) comes with the row's values the event was written from
     "WITH wanted AS ("
-    "  SELECT DISTINCT ON (session_id) * FROM unnest(:sessions::text[], :clients::text[], :nows::timestamptz[], :purges::timestamptz[])"
-    "  WITH ORDINALITY AS wanted(session_id, client_id, now, purge_at, asked) ORDER BY session_id, asked"
+    "  SELECT DISTINCT ON (session_id) * FROM unnest(:sessions::text[], :clients::text[], :nows::timestamptz[], :purges::timestamptz[],"
+    "  :events::text[], :bodies::text[], :started::timestamptz[], :actuals::text[], :sinks::text[], :tokens::text[])"
+    "  WITH ORDINALITY AS wanted(session_id, client_id, now, purge_at, w_event, w_body, w_started, w_actual, w_sink, w_token, asked)"
+    "  ORDER BY session_id, asked"
     # the rows are locked before their jobs, as in every transaction that changes both
     "), target AS ("
-    "  SELECT session_id, status, wanted.now, wanted.purge_at FROM sessions JOIN wanted USING (session_id, client_id)"
-    f"  WHERE {LIVE_SESSION} AND sink IS NULL ORDER BY session_id FOR UPDATE OF sessions SKIP LOCKED"
+    "  SELECT session_id, status, wanted.now, wanted.purge_at, w_event, w_body, w_sink, w_token FROM sessions JOIN wanted USING (session_id, client_id)"
+    f"  WHERE {LIVE_SESSION} AND CASE WHEN w_body IS NULL THEN sink IS NULL OR sink_gone"
+    "  ELSE sink = w_sink AND NOT sink_gone AND started_at IS NOT DISTINCT FROM w_started AND actual::text IS NOT DISTINCT FROM w_actual"
+    "  AND sink_credential->>'accessToken' IS NOT DISTINCT FROM w_token END"
+    "  ORDER BY session_id FOR UPDATE OF sessions SKIP LOCKED"
     # what lifecycle.end's jobs.cancel drops: every provisioning but a running one
     "), cancelled AS ("
     f"  DELETE FROM jobs WHERE session_id IN (SELECT session_id FROM target) AND {_PROVISION} AND NOT ({RUNNING})"
@@ -80,13 +92,24 @@ _WITHDRAW = Sql(
     "), teardown AS ("
     "  INSERT INTO jobs (kind, session_id, payload, run_at, attempts, created_at)"
     "  SELECT 'teardown', session_id, '{\"delete\": true}'::json, now, 0, now FROM ended"
+    # the sink's event, as events.add_event writes it (every target is gone or ended, or
+    # the statement is undone)
+    "), notified AS ("
+    "  INSERT INTO events (event_id, session_id, sink, access_token, body, attempts, next_attempt_at, created_at)"
+    "  SELECT w_event, session_id, w_sink, w_token, w_body::json, 0, now, now FROM target WHERE w_body IS NOT NULL"
+    # the sessions left for their event to be written: what it is written from, as read now
+    "), unnotified AS ("
+    "  SELECT session_id, started_at, actual::text AS actual, sink, sink_credential->>'accessToken' AS token"
+    f"  FROM sessions JOIN wanted USING (session_id, client_id) WHERE {LIVE_SESSION} AND w_body IS NULL AND sink IS NOT NULL AND NOT sink_gone"
     f"), demands AS ({reservations.held_by('gone')}"
     "), locked AS ("
     "  SELECT resource_id FROM resource_load WHERE resource_id IN (SELECT resource_id FROM demands) ORDER BY resource_id FOR UPDATE"
     "), released AS ("
     "  UPDATE resource_load AS load SET reserved_mbps = load.reserved_mbps - demands.mbps FROM demands"
     "  WHERE load.resource_id = demands.resource_id AND (SELECT count(*) FROM locked) > 0"
-    ") SELECT (SELECT coalesce(array_agg(session_id), '{}') FROM gone), (SELECT coalesce(array_agg(session_id), '{}') FROM ended)"
+    ") SELECT (SELECT coalesce(array_agg(session_id), '{}') FROM gone), (SELECT coalesce(array_agg(session_id), '{}') FROM ended),"
+    "  (SELECT coalesce(array_agg(ARRAY[session_id, actual, sink, token] ORDER BY session_id), '{}') FROM unnotified),"
+    "  (SELECT coalesce(array_agg(started_at ORDER BY session_id), '{}') FROM unnotified)"
     "  WHERE CASE WHEN (SELECT count(*) FROM gone) = (SELECT count(*) FROM unbuilt) THEN true"
     "  ELSE s2cvpn_refuse('a session changed while its provisioning was being dropped') END"
 )
@@ -99,12 +122,31 @@ class Withdrawn(enum.Enum):
     ENDING = "ending"  # built or being built: ended, its teardown queued
 
 
+@dataclass(frozen=True)
+class Unnotified:
+    """A live session the statement left because its sink is to be told of its end: the
+    session as the delete will leave it (what ``notifications.status_event`` reads) and the
+    row's values the event is written from, which the second statement checks."""
+
+    session_id: str
+    started_at: datetime | None
+    ended_at: datetime
+    actual: dict[str, Any] | None
+    sink: str
+    access_token: str | None
+    stored_actual: str | None  # ``actual`` as the row holds it (JSON text)
+    status: Status = Status.UNAVAILABLE
+    status_info: StatusInfo = StatusInfo.DELETE_REQUESTED
+
+
 @dataclass(eq=False, frozen=True)
 class _Withdrawal:
     session_id: str
     client_id: str
     now: datetime
     purge_at: datetime
+    notifying: Unnotified | None  # with its event
+    event: dict[str, Any] | None
 
 
 class Withdrawals:
@@ -114,37 +156,66 @@ class Withdrawals:
         self._database = database
         self._batches = CoalescedQueries(self._withdraw_batch, name="s2cvpn-withdrawals") if database.dialect == POSTGRES else None
 
-    async def withdraw(self, session_id: str, client_id: str, *, now: datetime, purge_at: datetime) -> Withdrawn | None:
-        """Delete ``client_id``'s live session ``session_id``, which has no sink to notify,
-        as ``lifecycle.end`` would: GONE when no worker began its provisioning, else ENDING
-        (UNAVAILABLE, DELETE_REQUESTED, ended ``now``, purged at ``purge_at``, a teardown
-        queued). None, having changed nothing, in any other case (always on SQLite): the
-        caller then deletes it in a transaction."""
+    async def withdraw(
+        self,
+        session_id: str,
+        client_id: str,
+        *,
+        now: datetime,
+        purge_at: datetime,
+        notifying: Unnotified | None = None,
+        event: dict[str, Any] | None = None,
+    ) -> Withdrawn | Unnotified | None:
+        """Delete ``client_id``'s live session ``session_id`` as ``lifecycle.end`` would: GONE
+        when no worker began its provisioning, else ENDING (UNAVAILABLE, DELETE_REQUESTED,
+        ended ``now``, purged at ``purge_at``, a teardown queued).
+
+        A session with a sink to notify is left as it is: ``Unnotified`` says what its event
+        is written from. Asked again with it (``notifying``) and the ``event`` written from
+        it, the session is withdrawn with its event, if the row still holds those values.
+
+        None, having changed nothing, in any other case (always on SQLite): the caller then
+        deletes it in a transaction."""
         if self._batches is None:
             return None
-        return await self._batches.run(_Withdrawal(session_id, client_id, now, purge_at))
+        return await self._batches.run(_Withdrawal(session_id, client_id, now, purge_at, notifying, event))
 
-    async def _withdraw_batch(self, batch: tuple[_Withdrawal, ...]) -> dict[_Withdrawal, Withdrawn | None]:
+    async def _withdraw_batch(self, batch: tuple[_Withdrawal, ...]) -> dict[_Withdrawal, Withdrawn | Unnotified | None]:
         async with self._database.autocommit() as tx:
             return await together_or_one_by_one(
                 batch, lambda some: _withdraw_together(tx, some), undone=(Refused, Deadlock), outcome_of=lambda _error: None
             )
 
 
-async def _withdraw_together(tx: Transaction, batch: Sequence[_Withdrawal]) -> dict[_Withdrawal, Withdrawn | None]:
+async def _withdraw_together(tx: Transaction, batch: Sequence[_Withdrawal]) -> dict[_Withdrawal, Withdrawn | Unnotified | None]:
     """All of ``batch`` in one statement; raises when undone. A session asked for twice is
     withdrawn for the first asker; the second is told it was not (it then finds it gone or
     ended)."""
+    notifying = [withdrawal.notifying for withdrawal in batch]
     row = await tx.fetchrow(
         _WITHDRAW,
         sessions=tuple(withdrawal.session_id for withdrawal in batch),
         clients=tuple(withdrawal.client_id for withdrawal in batch),
         nows=tuple(withdrawal.now for withdrawal in batch),
         purges=tuple(withdrawal.purge_at for withdrawal in batch),
+        events=tuple(withdrawal.event and withdrawal.event["id"] for withdrawal in batch),
+        bodies=tuple(withdrawal.event and json_text(withdrawal.event) for withdrawal in batch),
+        started=tuple(notice and notice.started_at for notice in notifying),
+        actuals=tuple(notice and notice.stored_actual for notice in notifying),
+        sinks=tuple(notice and notice.sink for notice in notifying),
+        tokens=tuple(notice and notice.access_token for notice in notifying),
     )
     assert row is not None  # the statement returns one row, or raises
-    done = {session_id: Withdrawn.GONE for session_id in row[0]} | {session_id: Withdrawn.ENDING for session_id in row[1]}
-    outcomes: dict[_Withdrawal, Withdrawn | None] = {}
+    done: dict[str, Withdrawn | Unnotified] = {session_id: Withdrawn.GONE for session_id in row[0]}
+    done |= {session_id: Withdrawn.ENDING for session_id in row[1]}
+    by_id: dict[str, _Withdrawal] = {}
+    for withdrawal in batch:
+        by_id.setdefault(withdrawal.session_id, withdrawal)  # the first asker's, as the statement took
+    for (session_id, actual, sink, token), started_at in zip(row[2], row[3], strict=True):
+        done[session_id] = Unnotified(
+            session_id, started_at, by_id[session_id].now, json_value(actual), sink, token, actual
+        )
+    outcomes: dict[_Withdrawal, Withdrawn | Unnotified | None] = {}
     for withdrawal in batch:
         outcomes[withdrawal] = done.pop(withdrawal.session_id, None)
     return outcomes

@@ -1,0 +1,83 @@
+"""What one round of delivery records, on either database: the outcomes of a claimed batch
+are written together once every post has answered, and each event ends as its sink
+answered: delivered, due again after its backoff, given up once its attempts are spent, or
+dropped with the rest of its session's events when a sink answers 410, even one that an
+earlier failure would have had retried."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from s2cvpn.bootstrap import open_context
+from s2cvpn.config import Settings
+from s2cvpn.service import notifications, sinks
+from s2cvpn.storage import events as event_store
+from s2cvpn.storage import session_store
+from s2cvpn.storage.driver import Sql
+from s2cvpn.storage.tables import EventRow, SessionRow
+from tests.service.test_reservation_invariant import FakeClock
+from tests.support.records import stored_session
+from tests.support.sink import Sink
+
+_ATTEMPTED = Sql("UPDATE events SET attempts = :attempts WHERE event_id = :event")
+MAX_ATTEMPTS = 3
+
+
+def test_a_batch_ends_as_its_sinks_answered(fresh_database_url: str) -> None:
+    with Sink() as fine, Sink() as failing, Sink() as gone:
+        failing.answer, gone.answer = 503, 410
+        ok, retried, dropped, spent = (stored_session(n).session_id for n in (1, 2, 3, 4))
+        # (event, session, sink, attempts before this round), oldest first: claimed in this
+        # order, and each session's events are posted in it
+        queued = [
+            ("ok", ok, fine, 0),
+            ("retried", retried, failing, 0),
+            ("failed-before-410", dropped, failing, 0),
+            ("410", dropped, gone, 0),
+            ("after-410", dropped, fine, 0),
+            ("spent", spent, failing, MAX_ATTEMPTS - 1),
+        ]
+        settings = Settings(database_url=fresh_database_url, notify_max_attempts=MAX_ATTEMPTS, sink_allow_private=True)
+
+        async def scenario() -> tuple[int, dict[str, Any], dict[str, bool], datetime]:
+            clock = FakeClock()
+            async with open_context(settings, clock=clock) as ctx, sinks.open_client(allow_private=True) as client:
+                now = clock.now()
+                async with ctx.database.transaction() as tx:
+                    for n in (1, 2, 3, 4):
+                        assert await session_store.insert(tx, stored_session(n))
+                    for age, (event_id, session_id, sink, attempts) in enumerate(reversed(queued)):
+                        await event_store.add_event(
+                            tx, event_id=event_id, session_id=session_id, sink=f"{sink.url}/hook", access_token=None,
+                            body={"id": event_id}, now=now - timedelta(seconds=age + 1),
+                        )
+                        await tx.execute(_ATTEMPTED, attempts=attempts, event=event_id)
+                sent = await notifications.deliver_due(ctx, client)
+                async with ctx.db() as db:
+                    events = {
+                        row.event_id: (row.outcome, row.next_attempt_at, row.delivered_at is not None, row.attempts)
+                        for row in (await db.scalars(select(EventRow))).all()
+                    }
+                    sink_gone = {row.session_id: row.sink_gone for row in (await db.scalars(select(SessionRow))).all()}
+                return sent, events, sink_gone, now
+
+        sent, events, sink_gone, now = asyncio.run(scenario())
+        retry_at = now + timedelta(seconds=settings.notify_backoff_seconds)  # a first failure waits the base backoff
+        assert sent == len(queued)
+        assert events == {
+            "ok": ("204", None, True, 1),
+            "retried": ("503", retry_at, False, 1),
+            "failed-before-410": ("sink gone", None, False, 1),
+            "410": ("gone", None, True, 1),
+            "after-410": ("sink gone", None, False, 1),  # claimed, never posted
+            "spent": ("gave up: 503", None, True, MAX_ATTEMPTS),
+        }
+        assert sink_gone == {ok: False, retried: False, dropped: True, spent: False}
+        posted = {sink: [event["body"]["id"] for event in sink.received] for sink in (fine, failing, gone)}
+        assert sorted(posted[fine]) == ["ok"]
+        assert sorted(posted[failing]) == ["failed-before-410", "retried", "spent"]
+        assert posted[gone] == ["410"]
