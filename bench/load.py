@@ -341,6 +341,7 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
         hellos = [run_hello()]
         measured: dict[str, dict[str, float]] = {}
         for name, (url, script) in routes.items():
+            sink_cpu = cpu_seconds(sink.pid) if sink is not None else 0.0
             figures = measured[name] = wrk(url, script, token=token, server=server.pid, **load)
             if name == "create+delete":
                 # the provisioning and teardown that the pairs queued count too: the rate is
@@ -351,6 +352,7 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
                 figures["cpu_s"] += cpu_seconds(server.pid) - cpu
                 if sink_url:
                     figures["events_received"] = int(httpx.get(sink_url).text)
+                    figures["sink_cpu_s"] = cpu_seconds(sink.pid) - sink_cpu  # the machine's CPU a real sink would not take
                     figures["events_drain_s"] = drain_seconds(database_url, pending=pending_events)
                     figures["events_all"] = int(httpx.get(sink_url).text)
             hellos.append(run_hello())
@@ -415,7 +417,8 @@ def main() -> None:
         if "events_received" in figures:
             print(f"{name}: the sink received {figures['events_received']:,} events by then "
                   f"({figures['events_received'] / (figures['seconds'] + figures['drain_s']):,.0f}/s), {figures['events_all']:,} in all; "
-                  f"the worker delivered the rest {figures['events_drain_s']:.1f}s after")
+                  f"the worker delivered the rest {figures['events_drain_s']:.1f}s after; the sink, on this machine, "
+                  f"took {figures['sink_cpu_s']:.1f} CPU-seconds of the run's {figures['seconds'] + figures['drain_s']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -160,11 +160,12 @@ _MEASURED = Sql("UPDATE sessions SET actual = '{\"actualSla\": \"A\", \"actualLa
 
 
 @pytest.mark.parametrize("change", ["started", "sink gone", "measured"])
-def test_a_session_that_changed_before_its_event_went_in_is_left_to_the_transaction(pg_url: str, change: str) -> None:
+def test_a_session_that_changed_before_its_event_went_in_is_not_withdrawn_with_that_event(pg_url: str, change: str) -> None:
     """Between the statement that reads what the event is written from and the one that
-    writes it, the session started (its AVAILABLE event queued), its sink answered 410, or
-    its figures were measured: the second statement changes nothing, and the delete's
-    transaction then writes the event of the session as it is."""
+    writes it, the session started (its AVAILABLE event queued), its figures were measured,
+    or its sink answered 410: the second statement changes nothing. It hands back the new
+    values, for the event to be written again, or, when the sink is gone, leaves the delete
+    to its transaction. Either way the delete then tells the sink of the session as it is."""
     migrate.upgrade(pg_url)
 
     async def scenario() -> tuple[Any, ...]:
@@ -188,10 +189,12 @@ def test_a_session_that_changed_before_its_event_went_in_is_left_to_the_transact
             await session_service.delete_session(ctx, client_id="c1", session_id=session_id)
             (row, _jobs, told) = await _left(ctx, session_id, now)
             told_of = [(body["data"]["status"], body["data"].get("actualLatency")) for *_, body, _a, _d in told]
-            return second, unchanged, row[:2], told_of, unnotified.actual["actualLatency"]
+            handed_back = None if second is None else (second.started_at == now, second.actual["actualLatency"])
+            return handed_back, unchanged, row[:2], told_of, unnotified.actual["actualLatency"]
 
-    second, unchanged, row, told, planned = asyncio.run(scenario())
-    assert (second, unchanged, row) == (None, True, ("UNAVAILABLE", "DELETE_REQUESTED"))
+    handed_back, unchanged, row, told, planned = asyncio.run(scenario())
+    assert (unchanged, row) == (True, ("UNAVAILABLE", "DELETE_REQUESTED"))
     assert planned not in (None, 9.5)
+    assert handed_back == {"started": (True, planned), "sink gone": None, "measured": (False, 9.5)}[change]
     ending = {"started": [("AVAILABLE", None), ("UNAVAILABLE", planned)], "sink gone": [], "measured": [("UNAVAILABLE", 9.5)]}
     assert told == ending[change]

@@ -32,6 +32,7 @@ from s2cvpn.storage.withdrawal import Unnotified, Withdrawn
 
 T = TypeVar("T")
 PLAN_ATTEMPTS = 5
+WITHDRAWAL_EVENT_ATTEMPTS = 3  # a session that keeps changing under its delete's event takes the transaction
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 DUPLICATE = "an active session already connects this CE, PE and application servers"
 
@@ -302,14 +303,17 @@ async def delete_session(ctx: ServiceContext, *, client_id: str, session_id: str
     now = ctx.clock.now()
     purge_at = lifecycle.purge_time(ctx, now)
     withdrawn = await ctx.withdrawals.withdraw(session_id, client_id, now=now, purge_at=purge_at)
-    if isinstance(withdrawn, Unnotified):  # its event is written as lifecycle.end writes it
+    for _attempt in range(WITHDRAWAL_EVENT_ATTEMPTS):
+        if not isinstance(withdrawn, Unnotified):
+            break
+        # its event, written as lifecycle.end writes it; left again if the row changed meanwhile
         event = notifications.status_event(ctx, withdrawn, now)
         withdrawn = await ctx.withdrawals.withdraw(session_id, client_id, now=now, purge_at=purge_at, notifying=withdrawn, event=event)
-        if withdrawn is not None:
+        if isinstance(withdrawn, Withdrawn):
             ctx.work_ready.set()  # its event is queued
     if withdrawn is Withdrawn.ENDING:
         ctx.work_ready.set()  # its teardown is queued
-    if withdrawn is not None:
+    if isinstance(withdrawn, Withdrawn):
         return
     async with ctx.database.transaction() as tx:
         row = await owned(tx, client_id, session_id)

@@ -9,9 +9,10 @@ caller's own live session. It does what ``lifecycle.end`` does in the delete's t
 - a session with a sink to notify gets its event, in a second statement: the first leaves
   it and hands back what the event is written from (``Unnotified``); the caller writes the
   event (``notifications.status_event``, as ``lifecycle.end`` does) and asks again with it,
-  and the session is withdrawn only if those values are still the row's (a provisioning
-  that started it meanwhile, or a sink that answered 410, sends the delete to the
-  transaction).
+  and the session is withdrawn only if those values are still the row's. A provisioning
+  that started it meanwhile, or a measurement, makes the second statement hand back the
+  new values instead, to write the event again; a sink that answered 410 sends the delete
+  to the transaction.
 
 So a delete costs one round trip (two with a sink) instead of six or seven (BEGIN, the row
 lock, the jobs' cancel, the row's delete or update, the event, the counters or the
@@ -97,10 +98,12 @@ _WITHDRAW = Sql(
     "), notified AS ("
     "  INSERT INTO events (event_id, session_id, sink, access_token, body, attempts, next_attempt_at, created_at)"
     "  SELECT w_event, session_id, w_sink, w_token, w_body::json, 0, now, now FROM target WHERE w_body IS NOT NULL"
-    # the sessions left for their event to be written: what it is written from, as read now
+    # the sessions left for their event to be written, or written again (the row changed
+    # since): what it is written from, as read now
     "), unnotified AS ("
     "  SELECT session_id, started_at, actual::text AS actual, sink, sink_credential->>'accessToken' AS token"
-    f"  FROM sessions JOIN wanted USING (session_id, client_id) WHERE {LIVE_SESSION} AND w_body IS NULL AND sink IS NOT NULL AND NOT sink_gone"
+    f"  FROM sessions JOIN wanted USING (session_id, client_id) WHERE {LIVE_SESSION} AND sink IS NOT NULL AND NOT sink_gone"
+    "  AND session_id NOT IN (SELECT session_id FROM target)"
     f"), demands AS ({reservations.held_by('gone')}"
     "), locked AS ("
     "  SELECT resource_id FROM resource_load WHERE resource_id IN (SELECT resource_id FROM demands) ORDER BY resource_id FOR UPDATE"
@@ -155,6 +158,7 @@ class Withdrawals:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._batches = CoalescedQueries(self._withdraw_batch, name="s2cvpn-withdrawals") if database.dialect == POSTGRES else None
+        self._notifying = CoalescedQueries(self._withdraw_batch, name="s2cvpn-withdrawals-notifying") if database.dialect == POSTGRES else None
 
     async def withdraw(
         self,
@@ -172,13 +176,15 @@ class Withdrawals:
 
         A session with a sink to notify is left as it is: ``Unnotified`` says what its event
         is written from. Asked again with it (``notifying``) and the ``event`` written from
-        it, the session is withdrawn with its event, if the row still holds those values.
+        it, the session is withdrawn with its event, if the row still holds those values;
+        else it is left again, with the values it holds now.
 
         None, having changed nothing, in any other case (always on SQLite): the caller then
         deletes it in a transaction."""
-        if self._batches is None:
+        batches = self._batches if notifying is None else self._notifying
+        if batches is None:
             return None
-        return await self._batches.run(_Withdrawal(session_id, client_id, now, purge_at, notifying, event))
+        return await batches.run(_Withdrawal(session_id, client_id, now, purge_at, notifying, event))
 
     async def _withdraw_batch(self, batch: tuple[_Withdrawal, ...]) -> dict[_Withdrawal, Withdrawn | Unnotified | None]:
         async with self._database.autocommit() as tx:
