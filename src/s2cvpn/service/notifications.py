@@ -92,9 +92,11 @@ async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, *, lim
     """Send every due event once; returns how many were attempted.
 
     Sessions are served side by side (one slow sink must not hold up the others), the
-    events of one session one after the other, in order. The outcomes are written together
-    once all are known: one transaction for the batch, not one per event (a crash before it
-    sends them again: delivery is at least once).
+    events of one session one after the other, in the order they were written: a failed
+    one that will be tried again holds back the rest of its session (``events._DUE`` keeps
+    them back in later claims too). The outcomes are written together once all are known:
+    one transaction for the batch, not one per event (a crash before it sends them again:
+    delivery is at least once).
     """
     now = ctx.clock.now()
     # polled several times a second and almost always empty: a plain read says so without
@@ -115,17 +117,26 @@ async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, *, lim
             async with in_flight:
                 outcome = await _post(ctx, client, event.sink, event.access_token, event.body)
             outcomes.append((event, outcome))
-            if outcome == "410":
-                return  # the rest of this session's events are dropped with it
+            if outcome == "410" or _tried_again(ctx, event, outcome):
+                return  # the rest are dropped with the session (410), or go after this one
 
     await asyncio.gather(*(deliver_in_order(events) for events in by_session.values()))
-    await _record(ctx, outcomes)
+    posted = {event.event_id for event, _outcome in outcomes}
+    await _record(ctx, outcomes, unposted=[event for event in due if event.event_id not in posted])
     return len(due)
 
 
-async def _record(ctx: ServiceContext, outcomes: list[tuple[DueEvent, str]]) -> None:
+def _tried_again(ctx: ServiceContext, event: DueEvent, outcome: str) -> bool:
+    """Whether a post that did not deliver is repeated: not once the sink answered 410 or
+    was refused, nor once the event's attempts are spent."""
+    delivered = outcome.startswith("2")
+    return not delivered and outcome not in ("410", "refused") and event.attempts < ctx.settings.notify_max_attempts
+
+
+async def _record(ctx: ServiceContext, outcomes: list[tuple[DueEvent, str]], *, unposted: list[DueEvent]) -> None:
     """Each event delivered, given up, or due again after its backoff; a sink that answered
-    410 gets nothing more: its session is marked and its pending events dropped."""
+    410 gets nothing more: its session is marked and its pending events dropped. The events
+    not posted go back as they were."""
     now = ctx.clock.now()
     gone = sorted({event.session_id for event, outcome in outcomes if outcome == "410"})
     done: dict[str, str] = {}
@@ -135,11 +146,11 @@ async def _record(ctx: ServiceContext, outcomes: list[tuple[DueEvent, str]]) -> 
             done[event.event_id] = outcome
         elif outcome == "410":
             done[event.event_id] = "gone"
-        elif event.attempts >= ctx.settings.notify_max_attempts or outcome == "refused":
+        elif _tried_again(ctx, event, outcome):
+            retries.append((event.event_id, now + backoff(ctx, event.attempts), outcome))
+        else:
             done[event.event_id] = f"gave up: {outcome}"
             log.warning("notification %s for session %s abandoned: %s", event.event_id, event.session_id, outcome)
-        elif event.session_id not in gone:
-            retries.append((event.event_id, now + backoff(ctx, event.attempts), outcome))
     async with ctx.database.transaction() as tx:
         # the sessions' rows first (in one order for every worker): each lock waits for a
         # transition that is queueing an event right now, so the drop (a later snapshot)
@@ -149,6 +160,7 @@ async def _record(ctx: ServiceContext, outcomes: list[tuple[DueEvent, str]]) -> 
             await event_store.drop_pending_for_session(tx, session_id, outcome="sink gone")
         await event_store.mark_done(tx, done, now=now)
         await event_store.mark_retry(tx, retries)
+        await event_store.release(tx, [event.event_id for event in unposted if event.session_id not in gone])
 
 
 async def _post(ctx: ServiceContext, client: aiohttp.ClientSession, sink: str, token: str | None, body: dict[str, Any]) -> str:

@@ -33,8 +33,15 @@ _ADD = Sql(
 )
 
 
-# pending, due by :now, and not leased (or its lease ran out): what ``claim_due`` takes
-_DUE = "next_attempt_at <= :now AND (locked_until IS NULL OR locked_until < :now)"
+# pending, due by :now, and not leased (or its lease ran out), with no earlier event of its
+# session still to go that is not (leased by a worker that may have died, or waiting for
+# its retry) or that the claim would take after it: what ``claim_due`` takes. A session's
+# events thus reach its sink in the order they were written, across retries and crashes
+_DUE = (
+    "next_attempt_at <= :now AND (locked_until IS NULL OR locked_until < :now) AND NOT EXISTS ("
+    "SELECT 1 FROM events AS earlier WHERE earlier.session_id = events.session_id AND earlier.created_at < events.created_at"
+    " AND earlier.next_attempt_at IS NOT NULL AND (earlier.next_attempt_at > events.next_attempt_at OR earlier.locked_until >= :now))"
+)
 _ANY_DUE = Sql(f"SELECT 1 FROM events WHERE {_DUE} LIMIT 1")
 _FORGET_FINISHED = Sql("DELETE FROM events WHERE created_at < :before AND next_attempt_at IS NULL")
 
@@ -81,6 +88,7 @@ _CLAIM = Sql(
 )
 _DONE = Sql("UPDATE events SET next_attempt_at = NULL, locked_until = NULL, delivered_at = :now, outcome = :outcome WHERE event_id = :event")
 _RETRY = Sql("UPDATE events SET next_attempt_at = :at, locked_until = NULL, outcome = :outcome WHERE event_id = :event")
+_RELEASE = Sql("UPDATE events SET locked_until = NULL, attempts = attempts - 1 WHERE event_id = :event")
 _DROP_PENDING = Sql(
     "UPDATE events SET next_attempt_at = NULL, locked_until = NULL, outcome = :outcome, delivered_at = NULL "
     "WHERE session_id = :session AND next_attempt_at IS NOT NULL"
@@ -88,7 +96,8 @@ _DROP_PENDING = Sql(
 
 
 async def claim_due(tx: Transaction, *, now: datetime, lease: timedelta, limit: int) -> list[DueEvent]:
-    """Lease up to ``limit`` due events, oldest first, and count an attempt for each."""
+    """Lease up to ``limit`` due events, oldest first, and count an attempt for each. Of two
+    events of one session, the one written first comes first."""
     rows = await tx.fetch(_CLAIM, until=now + lease, now=now, limit=limit)
     claimed = [DueEvent(*decode_row(row, (4,), (6, 7))) for row in rows]
     return sorted(claimed, key=lambda event: (event.next_attempt_at, event.created_at))
@@ -108,6 +117,13 @@ async def mark_retry(tx: Transaction, retries: Sequence[tuple[str, datetime, str
     NOTIFICATIONS.labels("retry").inc(len(retries))
     if retries:
         await tx.execute_many(_RETRY, [{"event": event_id, "at": at, "outcome": outcome} for event_id, at, outcome in retries])
+
+
+async def release(tx: Transaction, event_ids: Sequence[str]) -> None:
+    """Claimed events that were not posted (an earlier one of their session failed): their
+    lease ends and their attempt is not counted."""
+    if event_ids:
+        await tx.execute_many(_RELEASE, [{"event": event_id} for event_id in event_ids])
 
 
 async def drop_pending_for_session(tx: Transaction, session_id: str, *, outcome: str) -> None:
