@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from s2cvpn.storage import events
-from s2cvpn.storage.driver import Database, Sql, open_database
+from s2cvpn.storage.driver import Database, Sql, open_database, parse_time
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=15)
@@ -65,5 +65,31 @@ async def test_an_event_waiting_for_its_retry_holds_back_the_later_ones(migrated
         async with database.transaction() as tx:
             await events.mark_done(tx, {"s-1": "204"}, now=retry)
         assert await _claim(database, retry) == ["s-2"]
+    finally:
+        await database.close()
+
+
+async def test_events_behind_a_retry_are_due_with_it_not_before(migrated_url: str) -> None:
+    """A retry moves the later events of its session along to its own time, and an event
+    written meanwhile is due then too: while a sink is down, the events held back are not
+    due, so the poll and the claim do not read them on every round."""
+    database = open_database(migrated_url)
+    try:
+        await _add(database, ("s-1", "s", NOW - timedelta(seconds=5)), ("s-2", "s", NOW - timedelta(seconds=4)))
+        async with database.transaction() as tx:
+            first, second = await events.claim_due(tx, now=NOW, lease=LEASE, limit=50)
+        retry = NOW + timedelta(seconds=2)
+        async with database.transaction() as tx:
+            await events.mark_retry(tx, [(first, retry, "503")])
+            await events.release(tx, [second.event_id])
+        await _add(database, ("s-3", "s", NOW + timedelta(seconds=1)), ("t-1", "t", NOW + timedelta(seconds=1)))
+        async with database.reading() as tx:
+            due_at = {row[0]: row[1] for row in await tx.fetch(Sql("SELECT event_id, next_attempt_at FROM events"))}
+        assert {event_id: parse_time(at) for event_id, at in due_at.items()} == {
+            "s-1": retry, "s-2": retry, "s-3": retry, "t-1": NOW + timedelta(seconds=1)
+        }
+        assert await _claim(database, NOW + timedelta(seconds=1)) == ["t-1"]
+        assert await _due(database, NOW + timedelta(seconds=1)) is False
+        assert await _claim(database, retry) == ["s-1", "s-2", "s-3"]
     finally:
         await database.close()

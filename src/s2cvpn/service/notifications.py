@@ -140,14 +140,14 @@ async def _record(ctx: ServiceContext, outcomes: list[tuple[DueEvent, str]], *, 
     now = ctx.clock.now()
     gone = sorted({event.session_id for event, outcome in outcomes if outcome == "410"})
     done: dict[str, str] = {}
-    retries: list[tuple[str, datetime, str]] = []
+    retries: list[tuple[DueEvent, datetime, str]] = []
     for event, outcome in outcomes:
         if outcome.startswith("2"):
             done[event.event_id] = outcome
         elif outcome == "410":
             done[event.event_id] = "gone"
         elif _tried_again(ctx, event, outcome):
-            retries.append((event.event_id, now + backoff(ctx, event.attempts), outcome))
+            retries.append((event, now + backoff(ctx, event.attempts), outcome))
         else:
             done[event.event_id] = f"gave up: {outcome}"
             log.warning("notification %s for session %s abandoned: %s", event.event_id, event.session_id, outcome)

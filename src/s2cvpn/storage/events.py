@@ -27,9 +27,23 @@ def _result(outcome: str) -> str:
     return "abandoned"
 
 
+
+
+def due_behind_earlier(session: str, now: str) -> str:
+    """When an event of ``session`` written at ``now`` is due: at once, or, when an earlier
+    event of the session waits for its retry, with it (a retry moves the later ones along:
+    ``mark_retry``). So the events held back behind a retry are not due meanwhile, and the
+    poll and the claim do not read them again and again while a sink is down."""
+    return (
+        f"coalesce((SELECT max(earlier.next_attempt_at) FROM events AS earlier"
+        f" WHERE earlier.session_id = {session} AND earlier.next_attempt_at > {now}), {now})"
+    )
+
+
 _ADD = Sql(
     "INSERT INTO events (event_id, session_id, sink, access_token, body, attempts, next_attempt_at, created_at) "
-    "VALUES (:event, :session, :sink, :token, :body, 0, :now, :now)"
+    # (the cast: the parameter is one type for the column and for the comparison, on PostgreSQL)
+    f"VALUES (:event, :session, :sink, :token, :body, 0, {due_behind_earlier('CAST(:session AS VARCHAR(36))', ':now')}, :now)"
 )
 
 
@@ -88,6 +102,7 @@ _CLAIM = Sql(
 )
 _DONE = Sql("UPDATE events SET next_attempt_at = NULL, locked_until = NULL, delivered_at = :now, outcome = :outcome WHERE event_id = :event")
 _RETRY = Sql("UPDATE events SET next_attempt_at = :at, locked_until = NULL, outcome = :outcome WHERE event_id = :event")
+_MOVE_LATER_ALONG = Sql("UPDATE events SET next_attempt_at = :at WHERE session_id = :session AND created_at > :written AND next_attempt_at < :at")
 _RELEASE = Sql("UPDATE events SET locked_until = NULL, attempts = attempts - 1 WHERE event_id = :event")
 _DROP_PENDING = Sql(
     "UPDATE events SET next_attempt_at = NULL, locked_until = NULL, outcome = :outcome, delivered_at = NULL "
@@ -112,11 +127,14 @@ async def mark_done(tx: Transaction, outcomes: Mapping[str, str], *, now: dateti
         await tx.execute_many(_DONE, [{"event": event_id, "outcome": outcome, "now": now} for event_id, outcome in outcomes.items()])
 
 
-async def mark_retry(tx: Transaction, retries: Sequence[tuple[str, datetime, str]]) -> None:
-    """Each event (id, when, the failed attempt's outcome) is tried again at that time."""
+async def mark_retry(tx: Transaction, retries: Sequence[tuple[DueEvent, datetime, str]]) -> None:
+    """Each event (the event, when, the failed attempt's outcome) is tried again at that
+    time, and the later events of its session are not due before it."""
     NOTIFICATIONS.labels("retry").inc(len(retries))
     if retries:
-        await tx.execute_many(_RETRY, [{"event": event_id, "at": at, "outcome": outcome} for event_id, at, outcome in retries])
+        await tx.execute_many(_RETRY, [{"event": event.event_id, "at": at, "outcome": outcome} for event, at, outcome in retries])
+        moves = [{"session": event.session_id, "written": event.created_at, "at": at} for event, at, _outcome in retries]
+        await tx.execute_many(_MOVE_LATER_ALONG, moves)
 
 
 async def release(tx: Transaction, event_ids: Sequence[str]) -> None:

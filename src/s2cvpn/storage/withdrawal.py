@@ -48,7 +48,7 @@ from datetime import datetime
 from typing import Any
 
 from s2cvpn.domain.session import Status, StatusInfo
-from s2cvpn.storage import reservations
+from s2cvpn.storage import events, reservations
 from s2cvpn.storage.coalescing import CoalescedQueries, together_or_one_by_one
 from s2cvpn.storage.driver import POSTGRES, Database, Deadlock, Refused, Sql, Transaction, json_text, json_value
 from s2cvpn.storage.jobs import RUNNING
@@ -97,7 +97,8 @@ _WITHDRAW = Sql(
     # the statement is undone)
     "), notified AS ("
     "  INSERT INTO events (event_id, session_id, sink, access_token, body, attempts, next_attempt_at, created_at)"
-    "  SELECT w_event, session_id, w_sink, w_token, w_body::json, 0, now, now FROM target WHERE w_body IS NOT NULL"
+    f"  SELECT w_event, session_id, w_sink, w_token, w_body::json, 0, {events.due_behind_earlier('target.session_id', 'target.now')}, now"
+    "  FROM target WHERE w_body IS NOT NULL"
     # the sessions left for their event to be written, or written again (the row changed
     # since): what it is written from, as read now
     "), unnotified AS ("
