@@ -27,8 +27,6 @@ def _result(outcome: str) -> str:
     return "abandoned"
 
 
-
-
 def due_behind_earlier(session: str, now: str) -> str:
     """When an event of ``session`` written at ``now`` is due: at once, or, when an earlier
     event of the session waits for its retry, with it (a retry moves the later ones along:
@@ -47,10 +45,10 @@ _ADD = Sql(
 )
 
 
-# pending, due by :now, and not leased (or its lease ran out), with no earlier event of its
-# session still to go that is not (leased by a worker that may have died, or waiting for
-# its retry) or that the claim would take after it: what ``claim_due`` takes. A session's
-# events thus reach its sink in the order they were written, across retries and crashes
+# what ``claim_due`` takes: pending, due by :now, not leased (or its lease ran out), and no
+# earlier event of its session still to go that is leased (by a worker that may have died)
+# or waiting for its retry, or that the claim would take after it. A session's events thus
+# reach its sink in the order they were written, across retries and crashes
 _DUE = (
     "next_attempt_at <= :now AND (locked_until IS NULL OR locked_until < :now) AND NOT EXISTS ("
     "SELECT 1 FROM events AS earlier WHERE earlier.session_id = events.session_id AND earlier.created_at < events.created_at"
