@@ -144,7 +144,7 @@ def test_every_delete_here_takes_the_statement(pg_url: str) -> None:
                 first = await ctx.withdrawals.withdraw(session_id, "c1", now=now, purge_at=purge_at)
                 if isinstance(first, Unnotified):
                     event = notifications.status_event(ctx, first, now)
-                    second = await ctx.withdrawals.withdraw(session_id, "c1", now=now, purge_at=purge_at, notifying=first, event=event)
+                    second = await ctx.withdrawals.withdraw(session_id, "c1", now=now, purge_at=purge_at, notifying=(first, event))
                     outcomes.append((state, sink, "unnotified", second))
                 else:
                     outcomes.append((state, sink, "at once", first))
@@ -184,7 +184,7 @@ def test_a_session_that_changed_before_its_event_went_in_is_not_withdrawn_with_t
                     await tx.execute(_SINK_GONE if change == "sink gone" else _MEASURED, session=session_id)
             before = await _left(ctx, session_id, now)
             event = notifications.status_event(ctx, unnotified, now)
-            second = await ctx.withdrawals.withdraw(session_id, "c1", now=now, purge_at=purge_at, notifying=unnotified, event=event)
+            second = await ctx.withdrawals.withdraw(session_id, "c1", now=now, purge_at=purge_at, notifying=(unnotified, event))
             unchanged = await _left(ctx, session_id, now) == before
             await session_service.delete_session(ctx, client_id="c1", session_id=session_id)
             (row, _jobs, told) = await _left(ctx, session_id, now)

@@ -308,7 +308,7 @@ async def delete_session(ctx: ServiceContext, *, client_id: str, session_id: str
             break
         # its event, written as lifecycle.end writes it; left again if the row changed meanwhile
         event = notifications.status_event(ctx, withdrawn, now)
-        withdrawn = await ctx.withdrawals.withdraw(session_id, client_id, now=now, purge_at=purge_at, notifying=withdrawn, event=event)
+        withdrawn = await ctx.withdrawals.withdraw(session_id, client_id, now=now, purge_at=purge_at, notifying=(withdrawn, event))
         if isinstance(withdrawn, Withdrawn):
             ctx.work_ready.set()  # its event is queued
     if withdrawn is Withdrawn.ENDING:

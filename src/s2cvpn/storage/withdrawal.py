@@ -135,12 +135,15 @@ class Unnotified:
     session_id: str
     started_at: datetime | None
     ended_at: datetime
-    actual: dict[str, Any] | None
     sink: str
     access_token: str | None
-    stored_actual: str | None  # ``actual`` as the row holds it (JSON text)
+    stored_actual: str | None  # ``actual`` as the row holds it (JSON text), which the second statement compares
     status: Status = Status.UNAVAILABLE
     status_info: StatusInfo = StatusInfo.DELETE_REQUESTED
+
+    @property
+    def actual(self) -> dict[str, Any] | None:
+        return json_value(self.stored_actual)
 
 
 @dataclass(eq=False, frozen=True)
@@ -149,8 +152,7 @@ class _Withdrawal:
     client_id: str
     now: datetime
     purge_at: datetime
-    notifying: Unnotified | None  # with its event
-    event: dict[str, Any] | None
+    notifying: tuple[Unnotified, dict[str, Any]] | None  # what the event was written from, and the event
 
 
 class Withdrawals:
@@ -168,24 +170,23 @@ class Withdrawals:
         *,
         now: datetime,
         purge_at: datetime,
-        notifying: Unnotified | None = None,
-        event: dict[str, Any] | None = None,
+        notifying: tuple[Unnotified, dict[str, Any]] | None = None,
     ) -> Withdrawn | Unnotified | None:
         """Delete ``client_id``'s live session ``session_id`` as ``lifecycle.end`` would: GONE
         when no worker began its provisioning, else ENDING (UNAVAILABLE, DELETE_REQUESTED,
         ended ``now``, purged at ``purge_at``, a teardown queued).
 
         A session with a sink to notify is left as it is: ``Unnotified`` says what its event
-        is written from. Asked again with it (``notifying``) and the ``event`` written from
-        it, the session is withdrawn with its event, if the row still holds those values;
-        else it is left again, with the values it holds now.
+        is written from. Asked again with it and the event written from it (``notifying``),
+        the session is withdrawn with its event, if the row still holds those values; else
+        it is left again, with the values it holds now.
 
         None, having changed nothing, in any other case (always on SQLite): the caller then
         deletes it in a transaction."""
         batches = self._batches if notifying is None else self._notifying
         if batches is None:
             return None
-        return await batches.run(_Withdrawal(session_id, client_id, now, purge_at, notifying, event))
+        return await batches.run(_Withdrawal(session_id, client_id, now, purge_at, notifying))
 
     async def _withdraw_batch(self, batch: tuple[_Withdrawal, ...]) -> dict[_Withdrawal, Withdrawn | Unnotified | None]:
         async with self._database.autocommit() as tx:
@@ -198,31 +199,30 @@ async def _withdraw_together(tx: Transaction, batch: Sequence[_Withdrawal]) -> d
     """All of ``batch`` in one statement; raises when undone. A session asked for twice is
     withdrawn for the first asker; the second is told it was not (it then finds it gone or
     ended)."""
-    notifying = [withdrawal.notifying for withdrawal in batch]
+    read = [withdrawal.notifying[0] if withdrawal.notifying else None for withdrawal in batch]
+    events = [withdrawal.notifying[1] if withdrawal.notifying else None for withdrawal in batch]
     row = await tx.fetchrow(
         _WITHDRAW,
         sessions=tuple(withdrawal.session_id for withdrawal in batch),
         clients=tuple(withdrawal.client_id for withdrawal in batch),
         nows=tuple(withdrawal.now for withdrawal in batch),
         purges=tuple(withdrawal.purge_at for withdrawal in batch),
-        events=tuple(withdrawal.event and withdrawal.event["id"] for withdrawal in batch),
-        bodies=tuple(withdrawal.event and json_text(withdrawal.event) for withdrawal in batch),
-        started=tuple(notice and notice.started_at for notice in notifying),
-        actuals=tuple(notice and notice.stored_actual for notice in notifying),
-        sinks=tuple(notice and notice.sink for notice in notifying),
-        tokens=tuple(notice and notice.access_token for notice in notifying),
+        events=tuple(event and event["id"] for event in events),
+        bodies=tuple(event and json_text(event) for event in events),
+        started=tuple(notice and notice.started_at for notice in read),
+        actuals=tuple(notice and notice.stored_actual for notice in read),
+        sinks=tuple(notice and notice.sink for notice in read),
+        tokens=tuple(notice and notice.access_token for notice in read),
     )
     assert row is not None  # the statement returns one row, or raises
-    done: dict[str, Withdrawn | Unnotified] = {session_id: Withdrawn.GONE for session_id in row[0]}
+    done: dict[str, Withdrawn] = {session_id: Withdrawn.GONE for session_id in row[0]}
     done |= {session_id: Withdrawn.ENDING for session_id in row[1]}
-    by_id: dict[str, _Withdrawal] = {}
-    for withdrawal in batch:
-        by_id.setdefault(withdrawal.session_id, withdrawal)  # the first asker's, as the statement took
-    for (session_id, actual, sink, token), started_at in zip(row[2], row[3], strict=True):
-        done[session_id] = Unnotified(
-            session_id, started_at, by_id[session_id].now, json_value(actual), sink, token, actual
-        )
+    unnotified = {values[0]: (values, started_at) for values, started_at in zip(row[2], row[3], strict=True)}
     outcomes: dict[_Withdrawal, Withdrawn | Unnotified | None] = {}
     for withdrawal in batch:
-        outcomes[withdrawal] = done.pop(withdrawal.session_id, None)
+        if withdrawal.session_id in unnotified:  # left for the first asker, as the statement took it
+            (session_id, actual, sink, token), started_at = unnotified.pop(withdrawal.session_id)
+            outcomes[withdrawal] = Unnotified(session_id, started_at, withdrawal.now, sink, token, actual)
+        else:
+            outcomes[withdrawal] = done.pop(withdrawal.session_id, None)
     return outcomes
