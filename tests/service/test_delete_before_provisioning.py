@@ -88,7 +88,7 @@ def test_a_session_deleted_before_any_worker_took_its_provisioning_is_gone_at_on
             async with ctx.db() as db:
                 events = list((await db.scalars(select(EventRow).where(EventRow.session_id == session_id))).all())
             # the consumer still hears that it ended
-            assert [(e.body["data"]["status"], e.body["data"]["statusInfo"]) for e in events] == (
+            assert [(e.status, e.status_info) for e in events] == (
                 [(Status.UNAVAILABLE, StatusInfo.DELETE_REQUESTED)] if sink else []
             )
             assert await Worker(ctx).run_due_jobs() == 0

@@ -1,9 +1,9 @@
-"""A delete on PostgreSQL in one statement (``storage.withdrawal``; two with a sink to tell)
-does what the delete's transaction does (``lifecycle.end``), in every state a live session
+"""A delete on PostgreSQL in one statement (``storage.withdrawal``) does what the delete's transaction does (``lifecycle.end``), in every state a live session
 can be in when it is deleted: its provisioning not claimed, claimed, begun and waiting for
 a retry, running; or the session AVAILABLE; with no sink, a sink, or a sink that answered
 410. Each case is set up twice, one session is deleted each way, and what is left of them
-is compared: the row, its jobs, its events and the capacity given back."""
+is compared: the row, its jobs, its events (as they are posted) and the capacity given
+back."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from s2cvpn.service import sessions as session_service
 from s2cvpn.storage import migrate
 from s2cvpn.storage.driver import Sql
 from s2cvpn.storage.tables import EventRow, JobRow, ResourceLoadRow, SessionRow
-from s2cvpn.storage.withdrawal import Unnotified, Withdrawn
+from s2cvpn.storage.events import DueEvent
+from s2cvpn.storage.withdrawal import Withdrawn
 from tests.support.payloads import session_request
 
 pytestmark = pytest.mark.postgres
@@ -69,13 +70,21 @@ async def _left(ctx: Any, session_id: str, deleted_at: Any) -> tuple[Any, ...]:
         events = (await db.scalars(select(EventRow).where(EventRow.session_id == session_id).order_by(EventRow.created_at))).all()
     found = sorted((job.kind, job.payload, job.begun_at is not None, job.locked_by, job.run_at - deleted_at) for job in jobs)
     told = [
-        (event.sink, event.access_token, _same_for_both(event.body, session_id), event.attempts, event.next_attempt_at - deleted_at)
+        (event.sink, event.access_token, _same_for_both(notifications.status_event(ctx, _due(event)), session_id), event.attempts,
+         event.next_attempt_at - deleted_at)
         for event in events
     ]
     if row is None:
         return None, found, told
     times = tuple(None if at is None else at - deleted_at for at in (row.ended_at, row.expires_at, row.purge_at))
     return (row.status, row.status_info, row.released_at, times), found, told
+
+
+def _due(event: EventRow) -> DueEvent:
+    return DueEvent(
+        event.event_id, event.session_id, event.sink, event.access_token, event.status, event.status_info, event.started_at,
+        event.ended_at, event.actual, event.body, event.attempts, event.next_attempt_at, event.created_at,
+    )
 
 
 def _same_for_both(body: dict[str, Any], session_id: str) -> dict[str, Any]:
@@ -130,8 +139,7 @@ async def _left_to_the_transaction(*_args: Any, **_kwargs: Any) -> None:
 
 def test_every_delete_here_takes_the_statement(pg_url: str) -> None:
     """The comparison above compares the statement with something: each of its deletes is
-    one the statement takes (counted at the statement itself); one with a sink to tell is
-    first left, with what its event is written from."""
+    one the statement takes (counted at the statement itself), a sink to tell or not."""
     migrate.upgrade(pg_url)
 
     async def scenario() -> list[Any]:
@@ -139,62 +147,7 @@ def test_every_delete_here_takes_the_statement(pg_url: str) -> None:
             cases = [(state, sink, await _in_state(ctx, state, sink)) for sink in SINKS for state in STATES]
             now = ctx.clock.now()
             purge_at = lifecycle.purge_time(ctx, now)
-            outcomes = []
-            for state, sink, session_id in cases:
-                first = await ctx.withdrawals.withdraw(session_id, "c1", now=now, purge_at=purge_at)
-                if isinstance(first, Unnotified):
-                    event = notifications.status_event(ctx, first, now)
-                    second = await ctx.withdrawals.withdraw(session_id, "c1", now=now, purge_at=purge_at, notifying=(first, event))
-                    outcomes.append((state, sink, "unnotified", second))
-                else:
-                    outcomes.append((state, sink, "at once", first))
-            return outcomes
+            return [(state, sink, await ctx.withdrawals.withdraw(session_id, "c1", now=now, purge_at=purge_at)) for state, sink, session_id in cases]
 
     expected = {"unclaimed": Withdrawn.GONE, "claimed": Withdrawn.GONE}
-    assert asyncio.run(scenario()) == [
-        (state, sink, "unnotified" if sink == "sink" else "at once", expected.get(state, Withdrawn.ENDING)) for sink in SINKS for state in STATES
-    ]
-
-
-_MEASURED = Sql("UPDATE sessions SET actual = '{\"actualSla\": \"A\", \"actualLatency\": 9.5}' WHERE session_id = :session")
-
-
-@pytest.mark.parametrize("change", ["started", "sink gone", "measured"])
-def test_a_session_that_changed_before_its_event_went_in_is_not_withdrawn_with_that_event(pg_url: str, change: str) -> None:
-    """Between the statement that reads what the event is written from and the one that
-    writes it, the session started (its AVAILABLE event queued), its figures were measured,
-    or its sink answered 410: the second statement changes nothing. It hands back the new
-    values, for the event to be written again, or, when the sink is gone, leaves the delete
-    to its transaction. Either way the delete then tells the sink of the session as it is."""
-    migrate.upgrade(pg_url)
-
-    async def scenario() -> tuple[Any, ...]:
-        async with open_context(Settings(database_url=pg_url), migrate_first=False) as ctx:
-            session_id = await _in_state(ctx, "running", "sink")
-            now = ctx.clock.now()
-            purge_at = lifecycle.purge_time(ctx, now)
-            unnotified = await ctx.withdrawals.withdraw(session_id, "c1", now=now, purge_at=purge_at)
-            assert isinstance(unnotified, Unnotified)
-            async with ctx.database.transaction() as tx:
-                if change == "started":
-                    row = await session_service.owned(tx, "c1", session_id)
-                    await tx.execute(_STARTED, session=session_id)
-                    await lifecycle.start(tx, ctx, row, now)
-                else:
-                    await tx.execute(_SINK_GONE if change == "sink gone" else _MEASURED, session=session_id)
-            before = await _left(ctx, session_id, now)
-            event = notifications.status_event(ctx, unnotified, now)
-            second = await ctx.withdrawals.withdraw(session_id, "c1", now=now, purge_at=purge_at, notifying=(unnotified, event))
-            unchanged = await _left(ctx, session_id, now) == before
-            await session_service.delete_session(ctx, client_id="c1", session_id=session_id)
-            (row, _jobs, told) = await _left(ctx, session_id, now)
-            told_of = [(body["data"]["status"], body["data"].get("actualLatency")) for *_, body, _a, _d in told]
-            handed_back = None if second is None else (second.started_at == now, second.actual["actualLatency"])
-            return handed_back, unchanged, row[:2], told_of, unnotified.actual["actualLatency"]
-
-    handed_back, unchanged, row, told, planned = asyncio.run(scenario())
-    assert (unchanged, row) == (True, ("UNAVAILABLE", "DELETE_REQUESTED"))
-    assert planned not in (None, 9.5)
-    assert handed_back == {"started": (True, planned), "sink gone": None, "measured": (False, 9.5)}[change]
-    ending = {"started": [("AVAILABLE", None), ("UNAVAILABLE", planned)], "sink gone": [], "measured": [("UNAVAILABLE", 9.5)]}
-    assert told == ending[change]
+    assert asyncio.run(scenario()) == [(state, sink, expected.get(state, Withdrawn.ENDING)) for sink in SINKS for state in STATES]

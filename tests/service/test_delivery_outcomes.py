@@ -21,7 +21,7 @@ from s2cvpn.storage import session_store
 from s2cvpn.storage.driver import Sql
 from s2cvpn.storage.tables import EventRow, SessionRow
 from tests.service.test_reservation_invariant import FakeClock
-from tests.support.records import stored_session
+from tests.support.records import status_of, stored_session
 from tests.support.sink import Sink
 
 _ATTEMPTED = Sql("UPDATE events SET attempts = :attempts WHERE event_id = :event")
@@ -54,8 +54,8 @@ def test_a_batch_ends_as_its_sinks_answered(fresh_database_url: str) -> None:
                         assert await session_store.insert(tx, stored_session(n))
                     for age, (event_id, session_id, sink, attempts) in enumerate(reversed(queued)):
                         await event_store.add_event(
-                            tx, event_id=event_id, session_id=session_id, sink=f"{sink.url}/hook", access_token=None,
-                            body={"id": event_id}, now=now - timedelta(seconds=age + 1),
+                            tx, event_id=event_id, row=status_of(session_id), sink=f"{sink.url}/hook", access_token=None,
+                            now=now - timedelta(seconds=age + 1),
                         )
                         await tx.execute(_ATTEMPTED, attempts=attempts, event=event_id)
                 sent = await notifications.deliver_due(ctx, client)

@@ -19,7 +19,7 @@ from s2cvpn.storage import events as event_store
 from s2cvpn.storage import session_store
 from s2cvpn.storage.tables import EventRow, SessionRow
 from tests.service.test_reservation_invariant import FakeClock
-from tests.support.records import stored_session
+from tests.support.records import status_of, stored_session
 
 
 def test_finished_events_are_purged_after_a_day_pending_ones_kept(fresh_database_url: str) -> None:
@@ -31,7 +31,7 @@ def test_finished_events_are_purged_after_a_day_pending_ones_kept(fresh_database
                 for event_id, age_hours in (("old-done", 30), ("old-pending", 30), ("new-done", 1)):
                     created = now - timedelta(hours=age_hours)
                     await event_store.add_event(
-                        tx, event_id=event_id, session_id="s", sink="https://x.example/", access_token=None, body={}, now=created
+                        tx, event_id=event_id, row=status_of("s"), sink="https://x.example/", access_token=None, now=created
                     )
             async with ctx.database.transaction() as tx:
                 await event_store.mark_done(tx, {"old-done": "204", "new-done": "204"}, now=now)

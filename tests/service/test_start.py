@@ -40,7 +40,7 @@ async def _create(ctx: Any, *, sink: str | None = None) -> str:
 async def _events(ctx: Any, session_id: str) -> list[str]:
     async with ctx.db() as db:
         rows = (await db.scalars(select(EventRow).where(EventRow.session_id == session_id).order_by(EventRow.created_at))).all()
-    return [row.body["data"]["status"] for row in rows]
+    return [row.status for row in rows]
 
 
 def _after_driver_calls(monkeypatch: pytest.MonkeyPatch, then: Callable[[str], Awaitable[None]]) -> None:

@@ -20,9 +20,9 @@ import pytest
 
 from s2cvpn.storage import acceptance, migrate, reservations, session_store, withdrawal
 from s2cvpn.storage.acceptance import Acceptances
-from s2cvpn.storage.driver import Database, PostgresTransaction, Sql, UniqueViolation, json_value
+from s2cvpn.storage.driver import Database, PostgresTransaction, Sql, UniqueViolation, json_value, parse_time
 from s2cvpn.storage.session_store import SessionRecord
-from s2cvpn.storage.withdrawal import Unnotified, Withdrawals, Withdrawn
+from s2cvpn.storage.withdrawal import Withdrawals, Withdrawn
 from tests.support.acceptances import accept, database_with_counters, planned_session
 
 pytestmark = pytest.mark.postgres
@@ -214,14 +214,14 @@ async def test_a_batch_undone_by_a_deadlock_is_accepted_one_by_one(url: str, dat
     assert stored == sorted(record.session_id for record in (first, three, five))
 
 
-async def _withdraw(withdrawals: Withdrawals, record: SessionRecord, client: str = "alice") -> Withdrawn | Unnotified | None:
+async def _withdraw(withdrawals: Withdrawals, record: SessionRecord, client: str = "alice") -> Withdrawn | None:
     return await withdrawals.withdraw(record.session_id, client, now=NOW, purge_at=NOW + timedelta(minutes=1))
 
 
 async def test_deletes_in_flight_go_in_one_statement_each_with_its_own_outcome(url: str, database: Database, statements: list[int]) -> None:
     acceptances, withdrawals = Acceptances(database), Withdrawals(database)
     records = [replace(planned_session(n, slot=n, demands={"port:x": n, "link-a": 10 * n}), sink=None) for n in range(1, 7)]
-    records[4] = replace(records[4], sink="https://example.com/hook")  # a sink to notify: its event first
+    records[4] = replace(records[4], sink="https://example.com/hook")  # a sink to notify: its event goes in with it
     for record in records:
         assert await accept(acceptances, database, record)
     async with database.autocommit() as tx:
@@ -235,23 +235,21 @@ async def test_deletes_in_flight_go_in_one_statement_each_with_its_own_outcome(u
         await _lock_waiters(url, 1)  # its statement waits for the job's row
         batch = [asyncio.create_task(_withdraw(withdrawals, record, client)) for record, client in asks]
         await asyncio.sleep(0.1)
-    # begun: ended, its teardown queued; another's: left to the caller's transaction; one
-    # with a sink: left, with what its event is written from; the second ask for the same
-    # session is told no (it then finds it gone)
+    # begun: ended, its teardown queued; another's: left to the caller's transaction; the
+    # second ask for the same session is told no (it then finds it gone)
     gone, ending = Withdrawn.GONE, Withdrawn.ENDING
-    outcomes = await _settled(held, *batch)
-    unnotified = outcomes[4]
-    assert outcomes[:4] + outcomes[5:] == [gone, gone, ending, None, None, gone]
-    assert isinstance(unnotified, Unnotified)
-    assert (unnotified.session_id, unnotified.sink, unnotified.started_at, unnotified.ended_at, unnotified.actual) == (
-        with_sink.session_id, "https://example.com/hook", None, NOW, with_sink.actual
-    )
+    assert await _settled(held, *batch) == [gone, gone, ending, None, gone, None, gone]
     assert statements == [1, 6]
     counters, jobs, _keys, stored = await _state(database)
-    kept = (begun, others, with_sink)  # an ended session holds its capacity until its teardown
+    kept = (begun, others)  # an ended session holds its capacity until its teardown
     assert stored == sorted(record.session_id for record in kept)
-    assert jobs == sorted(record.session_id for record in (others, with_sink))
+    assert jobs == [others.session_id]
     assert counters == {"port:x": sum(r.held["port:x"] for r in kept), "link-a": sum(r.held["link-a"] for r in kept)}
+    async with database.reading() as tx:
+        told = await tx.fetch(Sql("SELECT session_id, sink, access_token, status, status_info, started_at, ended_at, actual FROM events"))
+    assert [tuple(row[:5]) + (parse_time(row[5]), parse_time(row[6]), json_value(row[7])) for row in told] == [
+        (with_sink.session_id, "https://example.com/hook", "secret", "UNAVAILABLE", "DELETE_REQUESTED", None, NOW, with_sink.actual)
+    ]
     async with database.reading() as tx:
         ended = await session_store.get(tx, begun.session_id)
         teardown = await tx.fetch(Sql("SELECT payload, run_at FROM jobs WHERE session_id = :session AND kind = 'teardown'"), session=begun.session_id)

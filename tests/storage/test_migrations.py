@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 import subprocess
@@ -177,3 +178,50 @@ def test_0008_counts_attempted_jobs_as_begun_and_back(fresh_database_url: str) -
     assert len(asyncio.run(_sql(fresh_database_url, "SELECT * FROM jobs"))) == 2
     migrate.upgrade(fresh_database_url)
     assert asyncio.run(_sql(fresh_database_url, "SELECT count(*) FROM jobs WHERE begun_at IS NOT NULL")) == [(1,)]
+
+
+def test_0009_events_written_before_it_are_posted_as_they_were_and_back(fresh_database_url: str) -> None:
+    """An event queued before 0009 holds its CloudEvent: after the upgrade it is posted as
+    it is, beside one written since, which the worker renders from what it tells (with its
+    own id and time). A downgrade keeps the old one and drops the new one, which has no body
+    for the old code to post."""
+    from alembic import command
+
+    from s2cvpn.bootstrap import open_context
+    from s2cvpn.config import Settings
+    from s2cvpn.service import notifications, sinks
+    from s2cvpn.storage import events, migrate
+    from tests.service.test_reservation_invariant import FakeClock
+    from tests.support.records import status_of
+    from tests.support.sink import Sink
+
+    migrate.upgrade(fresh_database_url, "0008")
+    old_body = {"id": "old", "type": "org.camaraproject.site-to-cloud-vpn.v0.session-status-changed", "data": {"status": "AVAILABLE"}}
+    asyncio.run(
+        _sql(
+            fresh_database_url,
+            "INSERT INTO events (event_id, session_id, sink, body, attempts, next_attempt_at, created_at) VALUES"
+            f" ('old', 's-old', 'SINK', '{json.dumps(old_body)}', 0, '2026-11-28 11:00:00', '2026-11-28 11:00:00')",
+        )
+    )
+    migrate.upgrade(fresh_database_url)
+    with Sink() as sink:
+        asyncio.run(_sql(fresh_database_url, f"UPDATE events SET sink = '{sink.url}/hook'"))
+
+        async def deliver() -> int:
+            clock = FakeClock()
+            settings = Settings(database_url=fresh_database_url, sink_allow_private=True)
+            async with open_context(settings, clock=clock, migrate_first=False) as ctx, sinks.open_client(allow_private=True) as client:
+                async with ctx.database.transaction() as tx:
+                    await events.add_event(tx, event_id="new", row=status_of("s-new"), sink=f"{sink.url}/hook", access_token=None, now=clock.now())
+                return await notifications.deliver_due(ctx, client)
+
+        assert asyncio.run(deliver()) == 2
+        posted = {event["body"]["id"]: event["body"] for event in sink.received}
+    assert posted["old"] == old_body
+    assert (posted["new"]["time"], posted["new"]["data"], posted["new"]["source"].endswith("/sessions/s-new")) == (
+        "2026-11-28T12:00:00Z", {"sessionId": "s-new", "status": "REQUESTED"}, True
+    )
+    command.downgrade(migrate.alembic_config(fresh_database_url), "0008")
+    assert asyncio.run(_sql(fresh_database_url, "SELECT event_id FROM events")) == [("old",)]
+    migrate.upgrade(fresh_database_url)

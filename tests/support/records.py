@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from s2cvpn.storage.session_store import SessionRecord
@@ -38,3 +39,9 @@ def stored_session(n: int, *, slot: int | None = None) -> SessionRecord:
         released_at=None,
         slot=slot,
     )
+
+
+def status_of(session_id: str) -> SessionRecord:
+    """What an event of session ``session_id`` tells, for events written alone: it is
+    REQUESTED."""
+    return replace(stored_session(0), session_id=session_id)

@@ -8,7 +8,7 @@ import json
 import logging
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 
@@ -19,7 +19,7 @@ from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import events as event_store
 from s2cvpn.storage import session_store
 from s2cvpn.storage.driver import Transaction
-from s2cvpn.storage.events import DueEvent
+from s2cvpn.storage.events import DueEvent, StatusOf
 from s2cvpn.storage.session_store import SessionRecord
 
 log = logging.getLogger(__name__)
@@ -27,24 +27,6 @@ EVENT_TYPE = "org.camaraproject.site-to-cloud-vpn.v0.session-status-changed"
 MAX_BACKOFF_SECONDS = 300.0
 DELIVERY_CONCURRENCY = 16  # sinks posted to at once by one worker
 MAX_REPLY_BYTES = 65536  # a sink's reply read to keep its connection open
-
-
-class StatusOf(Protocol):
-    """What an event tells of a session: its stored row, or the row as a delete will leave
-    it (``withdrawal.Unnotified``)."""
-
-    @property
-    def session_id(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def status_info(self) -> str | None: ...
-    @property
-    def started_at(self) -> datetime | None: ...
-    @property
-    def ended_at(self) -> datetime | None: ...
-    @property
-    def actual(self) -> dict[str, Any] | None: ...
 
 
 def final_figures(row: StatusOf, now: datetime) -> dict[str, Any]:
@@ -57,19 +39,24 @@ def final_figures(row: StatusOf, now: datetime) -> dict[str, Any]:
     return figures
 
 
-def status_event(ctx: ServiceContext, row: StatusOf, now: datetime) -> dict[str, Any]:
-    data: dict[str, Any] = {"sessionId": row.session_id, "status": row.status}
-    if row.status_info:
-        data["statusInfo"] = row.status_info
-    if row.status == Status.UNAVAILABLE:
-        data.update(final_figures(row, now))
+def status_event(ctx: ServiceContext, event: DueEvent) -> dict[str, Any]:
+    """The CloudEvent posted for ``event``, rendered from what it tells: the same on every
+    attempt, its ``id`` and ``time`` the event's own. An event written before revision 0009
+    carries its CloudEvent."""
+    if event.body is not None:
+        return event.body
+    data: dict[str, Any] = {"sessionId": event.session_id, "status": event.status}
+    if event.status_info:
+        data["statusInfo"] = event.status_info
+    if event.status == Status.UNAVAILABLE:
+        data.update(final_figures(event, event.created_at))
     return {
-        "id": str(uuid.uuid4()),
-        "source": ctx.session_url(row.session_id),
+        "id": event.event_id,
+        "source": ctx.session_url(event.session_id),
         "type": EVENT_TYPE,
         "specversion": "1.0",
         "datacontenttype": "application/json",
-        "time": now.isoformat().replace("+00:00", "Z"),
+        "time": event.created_at.isoformat().replace("+00:00", "Z"),
         "data": data,
     }
 
@@ -78,9 +65,8 @@ async def notify_status(tx: Transaction, ctx: ServiceContext, row: SessionRecord
     """Queue the event for the row's current status, if it has a live sink."""
     if not row.sink or row.sink_gone:
         return
-    body = status_event(ctx, row, now)
     token = (row.sink_credential or {}).get("accessToken")
-    await event_store.add_event(tx, event_id=body["id"], session_id=row.session_id, sink=row.sink, access_token=token, body=body, now=now)
+    await event_store.add_event(tx, event_id=str(uuid.uuid4()), row=row, sink=row.sink, access_token=token, now=now)
     ctx.work_ready.set()
 
 
@@ -115,7 +101,7 @@ async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, *, lim
     async def deliver_in_order(events: list[DueEvent]) -> None:
         for event in events:
             async with in_flight:
-                outcome = await _post(ctx, client, event.sink, event.access_token, event.body)
+                outcome = await _post(ctx, client, event.sink, event.access_token, status_event(ctx, event))
             outcomes.append((event, outcome))
             if outcome == "410" or _tried_again(ctx, event, outcome):
                 return  # the rest are dropped with the session (410), or go after this one

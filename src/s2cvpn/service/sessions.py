@@ -22,17 +22,15 @@ from s2cvpn import errors
 from s2cvpn.domain.session import LIVE_STATUSES, Status, StatusInfo, duration_hours, hours_delta
 from s2cvpn.network import planner, pools, resolve
 from s2cvpn.network.plans import ConnectionRequest, Plan
-from s2cvpn.service import lifecycle, notifications, sinks, specs
+from s2cvpn.service import lifecycle, sinks, specs
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import idempotency, jobs, reservations, session_store, slots
 from s2cvpn.storage.driver import Transaction, UniqueViolation
 from s2cvpn.storage.session_reads import SessionView
 from s2cvpn.storage.session_store import SessionRecord
-from s2cvpn.storage.withdrawal import Unnotified, Withdrawn
 
 T = TypeVar("T")
 PLAN_ATTEMPTS = 5
-WITHDRAWAL_EVENT_ATTEMPTS = 3  # a session that keeps changing under its delete's event takes the transaction
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 DUPLICATE = "an active session already connects this CE, PE and application servers"
 
@@ -298,22 +296,11 @@ async def extend_session(ctx: ServiceContext, *, client_id: str, session_id: str
 async def delete_session(ctx: ServiceContext, *, client_id: str, session_id: str) -> None:
     """Tear the session down; once the network is clean the session is gone (404). One whose
     provisioning no worker began is gone at once (``lifecycle.end``). On PostgreSQL a live
-    session is ended in one statement that does the same, or two when its sink is to be
-    told (``withdrawal``)."""
+    session is ended in one statement that does the same (``withdrawal``)."""
     now = ctx.clock.now()
-    purge_at = lifecycle.purge_time(ctx, now)
-    withdrawn = await ctx.withdrawals.withdraw(session_id, client_id, now=now, purge_at=purge_at)
-    for _attempt in range(WITHDRAWAL_EVENT_ATTEMPTS):
-        if not isinstance(withdrawn, Unnotified):
-            break
-        # its event, written as lifecycle.end writes it; left again if the row changed meanwhile
-        event = notifications.status_event(ctx, withdrawn, now)
-        withdrawn = await ctx.withdrawals.withdraw(session_id, client_id, now=now, purge_at=purge_at, notifying=(withdrawn, event))
-        if isinstance(withdrawn, Withdrawn):
-            ctx.work_ready.set()  # its event is queued
-    if withdrawn is Withdrawn.ENDING:
-        ctx.work_ready.set()  # its teardown is queued
-    if isinstance(withdrawn, Withdrawn):
+    withdrawn = await ctx.withdrawals.withdraw(session_id, client_id, now=now, purge_at=lifecycle.purge_time(ctx, now))
+    if withdrawn is not None:
+        ctx.work_ready.set()  # its teardown, its sink's event, or both are queued (a wake for neither finds nothing)
         return
     async with ctx.database.transaction() as tx:
         row = await owned(tx, client_id, session_id)

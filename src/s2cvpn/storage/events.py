@@ -1,4 +1,6 @@
-"""The notification outbox: CloudEvents written with the status change they report.
+"""The notification outbox: status events written with the status change they report.
+Each holds what it tells (the session's status and figures as the change left them);
+the worker renders the CloudEvent when it posts it (``notifications.status_event``).
 
 ``s2cvpn_notifications_total{result}`` counts outcomes as they are recorded here:
 ``delivered`` (the sink answered 2xx), ``gone`` (410), ``abandoned`` (retry budget spent
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from prometheus_client import Counter
 
@@ -39,20 +41,28 @@ def due_behind_earlier(session: str, now: str) -> str:
 
 
 _ADD = Sql(
-    "INSERT INTO events (event_id, session_id, sink, access_token, body, attempts, next_attempt_at, created_at) "
+    "INSERT INTO events (event_id, session_id, sink, access_token, status, status_info, started_at, ended_at, actual,"
+    " attempts, next_attempt_at, created_at) VALUES (:event, :session, :sink, :token, :status, :status_info, :started, :ended, :actual, 0, "
     # (the cast: the parameter is one type for the column and for the comparison, on PostgreSQL)
-    f"VALUES (:event, :session, :sink, :token, :body, 0, {due_behind_earlier('CAST(:session AS VARCHAR(36))', ':now')}, :now)"
+    f"{due_behind_earlier('CAST(:session AS VARCHAR(36))', ':now')}, :now)"
 )
 
 
+_DUE_NOW = "next_attempt_at <= :now AND (locked_until IS NULL OR locked_until < :now)"
 # what ``claim_due`` takes: pending, due by :now, not leased (or its lease ran out), and no
 # earlier event of its session still to go that is leased (by a worker that may have died)
 # or waiting for its retry, or that the claim would take after it. A session's events thus
 # reach its sink in the order they were written, across retries and crashes
 _DUE = (
-    "next_attempt_at <= :now AND (locked_until IS NULL OR locked_until < :now) AND NOT EXISTS ("
+    f"{_DUE_NOW} AND NOT EXISTS ("
     "SELECT 1 FROM events AS earlier WHERE earlier.session_id = events.session_id AND earlier.created_at < events.created_at"
     " AND earlier.next_attempt_at IS NOT NULL AND (earlier.next_attempt_at > events.next_attempt_at OR earlier.locked_until >= :now))"
+)
+# the first event of its session still to go: the claim takes a session's events only
+# with it (``_CLAIM``)
+_FIRST_TO_GO = (
+    "NOT EXISTS (SELECT 1 FROM events AS earlier WHERE earlier.session_id = events.session_id"
+    " AND earlier.created_at < events.created_at AND earlier.next_attempt_at IS NOT NULL)"
 )
 _ANY_DUE = Sql(f"SELECT 1 FROM events WHERE {_DUE} LIMIT 1")
 _FORGET_FINISHED = Sql("DELETE FROM events WHERE created_at < :before AND next_attempt_at IS NULL")
@@ -70,32 +80,63 @@ async def forget_finished(tx: Transaction, before: datetime) -> None:
     await tx.execute(_FORGET_FINISHED, before=before)
 
 
-async def add_event(
-    tx: Transaction, *, event_id: str, session_id: str, sink: str, access_token: str | None, body: dict[str, Any], now: datetime
-) -> None:
-    await tx.execute(_ADD, event=event_id, session=session_id, sink=sink, token=access_token, body=body, now=now)
+class StatusOf(Protocol):
+    """What a status event tells of its session: the row as the change left it."""
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def status_info(self) -> str | None: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def actual(self) -> dict[str, Any] | None: ...
+
+
+async def add_event(tx: Transaction, *, event_id: str, row: StatusOf, sink: str, access_token: str | None, now: datetime) -> None:
+    await tx.execute(
+        _ADD, event=event_id, session=row.session_id, sink=sink, token=access_token, status=row.status, status_info=row.status_info,
+        started=row.started_at, ended=row.ended_at, actual=row.actual, now=now,
+    )
 
 
 class DueEvent(NamedTuple):
-    """A claimed event: where it goes and what, and its attempts counting this one."""
+    """A claimed event: where it goes, what it tells (a ``StatusOf``), when it was written
+    and its attempts counting this one. ``body``: the CloudEvent itself, for an event
+    written before revision 0009 (the values are then None)."""
 
     event_id: str
     session_id: str
     sink: str
     access_token: str | None
-    body: dict[str, Any]
+    status: str
+    status_info: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    actual: dict[str, Any] | None
+    body: dict[str, Any] | None
     attempts: int
     next_attempt_at: datetime
     created_at: datetime
 
 
-# one statement, as the job queue claims (``jobs.claim``): rows another worker is claiming
-# are skipped, not waited for (PostgreSQL); SQLite has one writer at a time
+# one statement, as the job queue claims (``jobs.claim``). It locks the first events of
+# sessions that are due, skipping those another worker is claiming (PostgreSQL; SQLite has
+# one writer at a time), and takes the due events of those sessions alone: two workers
+# claiming at once never split a session between them. The first events are taken by due
+# time alone, the order of its index: sorting every due event by (due, written) made a
+# backlog of 40,000 cost 80-136 ms a claim, against 3-4 ms so (bench/README.md)
 _CLAIM = Sql(
     "UPDATE events SET locked_until = :until, attempts = attempts + 1 WHERE event_id IN ("
-    f"SELECT event_id FROM events WHERE {_DUE} "
-    "ORDER BY next_attempt_at, created_at LIMIT :limit {lock}) "
-    "RETURNING event_id, session_id, sink, access_token, body, attempts, next_attempt_at, created_at",
+    f"SELECT event_id FROM events WHERE {_DUE} AND session_id IN ("
+    f"SELECT session_id FROM events WHERE {_DUE_NOW} AND {_FIRST_TO_GO} ORDER BY next_attempt_at LIMIT :limit {{lock}}"
+    ") ORDER BY next_attempt_at, created_at LIMIT :limit) "
+    "RETURNING event_id, session_id, sink, access_token, status, status_info, started_at, ended_at, actual, body, attempts,"
+    " next_attempt_at, created_at",
     lock="FOR UPDATE SKIP LOCKED",
 )
 _DONE = Sql("UPDATE events SET next_attempt_at = NULL, locked_until = NULL, delivered_at = :now, outcome = :outcome WHERE event_id = :event")
@@ -112,7 +153,7 @@ async def claim_due(tx: Transaction, *, now: datetime, lease: timedelta, limit: 
     """Lease up to ``limit`` due events, oldest first, and count an attempt for each. Of two
     events of one session, the one written first comes first."""
     rows = await tx.fetch(_CLAIM, until=now + lease, now=now, limit=limit)
-    claimed = [DueEvent(*decode_row(row, (4,), (6, 7))) for row in rows]
+    claimed = [DueEvent(*decode_row(row, (8, 9), (6, 7, 11, 12))) for row in rows]
     return sorted(claimed, key=lambda event: (event.next_attempt_at, event.created_at))
 
 

@@ -154,7 +154,14 @@ class EventRow(Base):
     session_id: Mapped[str] = mapped_column(String(36), index=True)
     sink: Mapped[str] = mapped_column(String(2048))
     access_token: Mapped[str | None] = mapped_column(Text, nullable=True)
-    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # what the event tells, rendered as a CloudEvent when it is posted; ``body``: the
+    # CloudEvent itself, as events written before revision 0009 hold it
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    status_info: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    actual: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    body: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # None: done
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -6,17 +6,12 @@ caller's own live session. It does what ``lifecycle.end`` does in the delete's t
 - any other is ended (UNAVAILABLE, DELETE_REQUESTED) and its teardown queued, which
   forgets it once the network is clean; a provisioning that runs is left to finish, one
   that waits for a retry is dropped;
-- a session with a sink to notify gets its event, in a second statement: the first leaves
-  it and hands back what the event is written from (``Unnotified``); the caller writes the
-  event (``notifications.status_event``, as ``lifecycle.end`` does) and asks again with it,
-  and the session is withdrawn only if those values are still the row's. A provisioning
-  that started it meanwhile, or a measurement, makes the second statement hand back the
-  new values instead, to write the event again; a sink that answered 410 sends the delete
-  to the transaction.
+- a session with a sink to notify gets its event, written from the row the statement
+  locks (``events`` hold what an event tells; the worker renders it when it posts).
 
-So a delete costs one round trip (two with a sink) instead of six or seven (BEGIN, the row
-lock, the jobs' cancel, the row's delete or update, the event, the counters or the
-teardown, COMMIT), and the deletes in flight share it (``coalescing``), as creates share
+So a delete costs one round trip instead of six or seven (BEGIN, the row lock, the jobs'
+cancel, the row's delete or update, the event, the counters or the teardown, COMMIT), and
+the deletes in flight share it (``coalescing``), as creates share
 their acceptance: under load a dozen deletes cost one statement and one commit. Anything
 else (a session already ended, SQLite) it leaves to the caller's transaction.
 
@@ -45,31 +40,24 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from s2cvpn.domain.session import Status, StatusInfo
 from s2cvpn.storage import events, reservations
 from s2cvpn.storage.coalescing import CoalescedQueries, together_or_one_by_one
-from s2cvpn.storage.driver import POSTGRES, Database, Deadlock, Refused, Sql, Transaction, json_text, json_value
+from s2cvpn.storage.driver import POSTGRES, Database, Deadlock, Refused, Sql, Transaction
 from s2cvpn.storage.jobs import RUNNING
 from s2cvpn.storage.tables import LIVE_SESSION
 
 _PROVISION = "kind = 'provision'"
 _WITHDRAW = Sql(
-    # a session asked for twice is taken once (the first asker's); an ask with an event
-    # (its body) comes with the row's values the event was written from
+    # a session asked for twice is taken once (the first asker's)
     "WITH wanted AS ("
-    "  SELECT DISTINCT ON (session_id) * FROM unnest(:sessions::text[], :clients::text[], :nows::timestamptz[], :purges::timestamptz[],"
-    "  :events::text[], :bodies::text[], :started::timestamptz[], :actuals::text[], :sinks::text[], :tokens::text[])"
-    "  WITH ORDINALITY AS wanted(session_id, client_id, now, purge_at, w_event, w_body, w_started, w_actual, w_sink, w_token, asked)"
-    "  ORDER BY session_id, asked"
+    "  SELECT DISTINCT ON (session_id) * FROM unnest(:sessions::text[], :clients::text[], :nows::timestamptz[], :purges::timestamptz[])"
+    "  WITH ORDINALITY AS wanted(session_id, client_id, now, purge_at, asked) ORDER BY session_id, asked"
     # the rows are locked before their jobs, as in every transaction that changes both
     "), target AS ("
-    "  SELECT session_id, status, wanted.now, wanted.purge_at, w_event, w_body, w_sink, w_token FROM sessions JOIN wanted USING (session_id, client_id)"
-    f"  WHERE {LIVE_SESSION} AND CASE WHEN w_body IS NULL THEN sink IS NULL OR sink_gone"
-    "  ELSE sink = w_sink AND NOT sink_gone AND started_at IS NOT DISTINCT FROM w_started AND actual::text IS NOT DISTINCT FROM w_actual"
-    "  AND sink_credential->>'accessToken' IS NOT DISTINCT FROM w_token END"
-    "  ORDER BY session_id FOR UPDATE OF sessions SKIP LOCKED"
+    "  SELECT session_id, status, wanted.now, wanted.purge_at, sink, sink_gone, sink_credential->>'accessToken' AS token, started_at, actual"
+    f"  FROM sessions JOIN wanted USING (session_id, client_id) WHERE {LIVE_SESSION} ORDER BY session_id FOR UPDATE OF sessions SKIP LOCKED"
     # what lifecycle.end's jobs.cancel drops: every provisioning but a running one
     "), cancelled AS ("
     f"  DELETE FROM jobs WHERE session_id IN (SELECT session_id FROM target) AND {_PROVISION} AND NOT ({RUNNING})"
@@ -93,27 +81,21 @@ _WITHDRAW = Sql(
     "), teardown AS ("
     "  INSERT INTO jobs (kind, session_id, payload, run_at, attempts, created_at)"
     "  SELECT 'teardown', session_id, '{\"delete\": true}'::json, now, 0, now FROM ended"
-    # the sink's event, as events.add_event writes it (every target is gone or ended, or
-    # the statement is undone)
+    # the sink's event, as lifecycle.end writes it (every target is gone or ended, or the
+    # statement is undone)
     "), notified AS ("
-    "  INSERT INTO events (event_id, session_id, sink, access_token, body, attempts, next_attempt_at, created_at)"
-    f"  SELECT w_event, session_id, w_sink, w_token, w_body::json, 0, {events.due_behind_earlier('target.session_id', 'target.now')}, now"
-    "  FROM target WHERE w_body IS NOT NULL"
-    # the sessions left for their event to be written, or written again (the row changed
-    # since): what it is written from, as read now
-    "), unnotified AS ("
-    "  SELECT session_id, started_at, actual::text AS actual, sink, sink_credential->>'accessToken' AS token"
-    f"  FROM sessions JOIN wanted USING (session_id, client_id) WHERE {LIVE_SESSION} AND sink IS NOT NULL AND NOT sink_gone"
-    "  AND session_id NOT IN (SELECT session_id FROM target)"
+    "  INSERT INTO events (event_id, session_id, sink, access_token, status, status_info, started_at, ended_at, actual,"
+    "  attempts, next_attempt_at, created_at)"
+    f"  SELECT gen_random_uuid()::text, session_id, sink, token, '{Status.UNAVAILABLE.value}', '{StatusInfo.DELETE_REQUESTED.value}',"
+    f"  started_at, now, actual, 0, {events.due_behind_earlier('target.session_id', 'target.now')}, now"
+    "  FROM target WHERE sink IS NOT NULL AND NOT sink_gone"
     f"), demands AS ({reservations.held_by('gone')}"
     "), locked AS ("
     "  SELECT resource_id FROM resource_load WHERE resource_id IN (SELECT resource_id FROM demands) ORDER BY resource_id FOR UPDATE"
     "), released AS ("
     "  UPDATE resource_load AS load SET reserved_mbps = load.reserved_mbps - demands.mbps FROM demands"
     "  WHERE load.resource_id = demands.resource_id AND (SELECT count(*) FROM locked) > 0"
-    ") SELECT (SELECT coalesce(array_agg(session_id), '{}') FROM gone), (SELECT coalesce(array_agg(session_id), '{}') FROM ended),"
-    "  (SELECT coalesce(array_agg(ARRAY[session_id, actual, sink, token] ORDER BY session_id), '{}') FROM unnotified),"
-    "  (SELECT coalesce(array_agg(started_at ORDER BY session_id), '{}') FROM unnotified)"
+    ") SELECT (SELECT coalesce(array_agg(session_id), '{}') FROM gone), (SELECT coalesce(array_agg(session_id), '{}') FROM ended)"
     "  WHERE CASE WHEN (SELECT count(*) FROM gone) = (SELECT count(*) FROM unbuilt) THEN true"
     "  ELSE s2cvpn_refuse('a session changed while its provisioning was being dropped') END"
 )
@@ -126,33 +108,12 @@ class Withdrawn(enum.Enum):
     ENDING = "ending"  # built or being built: ended, its teardown queued
 
 
-@dataclass(frozen=True)
-class Unnotified:
-    """A live session the statement left because its sink is to be told of its end: the
-    session as the delete will leave it (what ``notifications.status_event`` reads) and the
-    row's values the event is written from, which the second statement checks."""
-
-    session_id: str
-    started_at: datetime | None
-    ended_at: datetime
-    sink: str
-    access_token: str | None
-    stored_actual: str | None  # ``actual`` as the row holds it (JSON text), which the second statement compares
-    status: Status = Status.UNAVAILABLE
-    status_info: StatusInfo = StatusInfo.DELETE_REQUESTED
-
-    @property
-    def actual(self) -> dict[str, Any] | None:
-        return json_value(self.stored_actual)
-
-
 @dataclass(eq=False, frozen=True)
 class _Withdrawal:
     session_id: str
     client_id: str
     now: datetime
     purge_at: datetime
-    notifying: tuple[Unnotified, dict[str, Any]] | None  # what the event was written from, and the event
 
 
 class Withdrawals:
@@ -161,68 +122,38 @@ class Withdrawals:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._batches = CoalescedQueries(self._withdraw_batch, name="s2cvpn-withdrawals") if database.dialect == POSTGRES else None
-        self._notifying = CoalescedQueries(self._withdraw_batch, name="s2cvpn-withdrawals-notifying") if database.dialect == POSTGRES else None
 
-    async def withdraw(
-        self,
-        session_id: str,
-        client_id: str,
-        *,
-        now: datetime,
-        purge_at: datetime,
-        notifying: tuple[Unnotified, dict[str, Any]] | None = None,
-    ) -> Withdrawn | Unnotified | None:
+    async def withdraw(self, session_id: str, client_id: str, *, now: datetime, purge_at: datetime) -> Withdrawn | None:
         """Delete ``client_id``'s live session ``session_id`` as ``lifecycle.end`` would: GONE
         when no worker began its provisioning, else ENDING (UNAVAILABLE, DELETE_REQUESTED,
-        ended ``now``, purged at ``purge_at``, a teardown queued).
-
-        A session with a sink to notify is left as it is: ``Unnotified`` says what its event
-        is written from. Asked again with it and the event written from it (``notifying``),
-        the session is withdrawn with its event, if the row still holds those values; else
-        it is left again, with the values it holds now.
+        ended ``now``, purged at ``purge_at``, a teardown queued); either way its sink's
+        event is queued.
 
         None, having changed nothing, in any other case (always on SQLite): the caller then
         deletes it in a transaction."""
-        batches = self._batches if notifying is None else self._notifying
-        if batches is None:
+        if self._batches is None:
             return None
-        return await batches.run(_Withdrawal(session_id, client_id, now, purge_at, notifying))
+        return await self._batches.run(_Withdrawal(session_id, client_id, now, purge_at))
 
-    async def _withdraw_batch(self, batch: tuple[_Withdrawal, ...]) -> dict[_Withdrawal, Withdrawn | Unnotified | None]:
+    async def _withdraw_batch(self, batch: tuple[_Withdrawal, ...]) -> dict[_Withdrawal, Withdrawn | None]:
         async with self._database.autocommit() as tx:
             return await together_or_one_by_one(
                 batch, lambda some: _withdraw_together(tx, some), undone=(Refused, Deadlock), outcome_of=lambda _error: None
             )
 
 
-async def _withdraw_together(tx: Transaction, batch: Sequence[_Withdrawal]) -> dict[_Withdrawal, Withdrawn | Unnotified | None]:
+async def _withdraw_together(tx: Transaction, batch: Sequence[_Withdrawal]) -> dict[_Withdrawal, Withdrawn | None]:
     """All of ``batch`` in one statement; raises when undone. A session asked for twice is
     withdrawn for the first asker; the second is told it was not (it then finds it gone or
     ended)."""
-    read = [withdrawal.notifying[0] if withdrawal.notifying else None for withdrawal in batch]
-    events = [withdrawal.notifying[1] if withdrawal.notifying else None for withdrawal in batch]
     row = await tx.fetchrow(
         _WITHDRAW,
         sessions=tuple(withdrawal.session_id for withdrawal in batch),
         clients=tuple(withdrawal.client_id for withdrawal in batch),
         nows=tuple(withdrawal.now for withdrawal in batch),
         purges=tuple(withdrawal.purge_at for withdrawal in batch),
-        events=tuple(event and event["id"] for event in events),
-        bodies=tuple(event and json_text(event) for event in events),
-        started=tuple(notice and notice.started_at for notice in read),
-        actuals=tuple(notice and notice.stored_actual for notice in read),
-        sinks=tuple(notice and notice.sink for notice in read),
-        tokens=tuple(notice and notice.access_token for notice in read),
     )
     assert row is not None  # the statement returns one row, or raises
     done: dict[str, Withdrawn] = {session_id: Withdrawn.GONE for session_id in row[0]}
     done |= {session_id: Withdrawn.ENDING for session_id in row[1]}
-    unnotified = {values[0]: (values, started_at) for values, started_at in zip(row[2], row[3], strict=True)}
-    outcomes: dict[_Withdrawal, Withdrawn | Unnotified | None] = {}
-    for withdrawal in batch:
-        if withdrawal.session_id in unnotified:  # left for the first asker, as the statement took it
-            (session_id, actual, sink, token), started_at = unnotified.pop(withdrawal.session_id)
-            outcomes[withdrawal] = Unnotified(session_id, started_at, withdrawal.now, sink, token, actual)
-        else:
-            outcomes[withdrawal] = done.pop(withdrawal.session_id, None)
-    return outcomes
+    return {withdrawal: done.pop(withdrawal.session_id, None) for withdrawal in batch}
