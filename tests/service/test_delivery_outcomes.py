@@ -84,3 +84,34 @@ def test_a_batch_ends_as_its_sinks_answered(fresh_database_url: str) -> None:
         assert sorted(posted[fine]) == ["after-spent", "ok"]
         assert sorted(posted[failing]) == ["retried", "spent"]
         assert posted[gone] == ["410"]
+
+
+def test_a_round_posts_no_event_that_could_outlast_its_lease(fresh_database_url: str) -> None:
+    """A claim leases its events for three post timeouts. With slow sinks a batch of 50,
+    16 at a time, took four waves of posts, longer than the lease: another worker could
+    claim and post the last ones while this one still did. A post now begins only within
+    the lease's first timeout; the events left go back unposted, their attempt not counted,
+    and the next round posts them."""
+    settings = Settings(database_url=fresh_database_url, notify_timeout_seconds=1.0, sink_allow_private=True)
+    with Sink(delay=0.8) as slow:
+
+        async def scenario() -> tuple[int, list[tuple[int, bool]], int]:
+            clock = FakeClock()
+            async with open_context(settings, clock=clock) as ctx, sinks.open_client(allow_private=True) as client:
+                async with ctx.database.transaction() as tx:
+                    for n in range(50):
+                        await event_store.add_event(
+                            tx, event_id=f"e-{n:02d}", row=status_of(f"s-{n:02d}"), sink=f"{slow.url}/hook", access_token=None, now=clock.now()
+                        )
+                assert await notifications.deliver_due(ctx, client) == 50
+                first_round = len(slow.received)
+                async with ctx.db() as db:
+                    left = [(row.attempts, row.locked_until is None) for row in (await db.scalars(select(EventRow))).all() if row.next_attempt_at]
+                await notifications.deliver_due(ctx, client)
+                return first_round, left, len(slow.received)
+
+        first_round, left, in_all = asyncio.run(scenario())
+    assert first_round == 2 * notifications.DELIVERY_CONCURRENCY  # two waves began within the first second
+    assert left == [(0, True)] * (50 - first_round)
+    assert in_all == 50
+    assert len({event["body"]["id"] for event in slow.received}) == 50

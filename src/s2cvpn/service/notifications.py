@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 EVENT_TYPE = "org.camaraproject.site-to-cloud-vpn.v0.session-status-changed"
 MAX_BACKOFF_SECONDS = 300.0
 DELIVERY_CONCURRENCY = 16  # sinks posted to at once by one worker
+# a claim's lease, in post timeouts: its posts begin within the first, the last of them
+# ends by the end of the second, and the outcomes are written in the third
+LEASE_TIMEOUTS = 3
 MAX_REPLY_BYTES = 65536  # a sink's reply read to keep its connection open
 
 
@@ -75,7 +79,7 @@ def backoff(ctx: ServiceContext, attempts: int) -> timedelta:
 
 
 async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, *, limit: int = 50) -> int:
-    """Send every due event once; returns how many were attempted.
+    """Send every due event once; returns how many it claimed.
 
     Sessions are served side by side (one slow sink must not hold up the others), the
     events of one session one after the other, in the order they were written: a failed
@@ -90,8 +94,13 @@ async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, *, lim
     async with ctx.database.reading() as tx:
         if not await event_store.any_due(tx, now):
             return 0
+    timeout = ctx.settings.notify_timeout_seconds
     async with ctx.database.transaction() as tx:
-        due = await event_store.claim_due(tx, now=now, lease=timedelta(seconds=ctx.settings.notify_timeout_seconds * 3), limit=limit)
+        due = await event_store.claim_due(tx, now=now, lease=timedelta(seconds=timeout * LEASE_TIMEOUTS), limit=limit)
+    # slow sinks can make a batch take longer than its lease (four waves of posts that time
+    # out): a post that would begin after this could still run when another worker claims
+    # its event, so it goes back unposted, to the next round
+    last_start = time.monotonic() + timeout
     by_session: dict[str, list[DueEvent]] = {}
     for event in due:
         by_session.setdefault(event.session_id, []).append(event)
@@ -101,6 +110,8 @@ async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, *, lim
     async def deliver_in_order(events: list[DueEvent]) -> None:
         for event in events:
             async with in_flight:
+                if time.monotonic() > last_start:
+                    return
                 outcome = await _post(ctx, client, event.sink, event.access_token, status_event(ctx, event))
             outcomes.append((event, outcome))
             if outcome == "410" or _tried_again(ctx, event, outcome):
