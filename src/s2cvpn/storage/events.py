@@ -113,7 +113,7 @@ class DueEvent(NamedTuple):
     session_id: str
     sink: str
     access_token: str | None
-    status: str
+    status: str | None  # None beside a body
     status_info: str | None
     started_at: datetime | None
     ended_at: datetime | None
