@@ -103,6 +103,26 @@ def test_names_resolving_to_loopback_are_called_when_private_sinks_are_allowed(m
         target.close()
 
 
+def test_a_cookie_one_sink_sets_is_never_sent_to_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sinks of different API consumers can share a host (a webhook service): what one of
+    them sets, a session cookie say, must not go to the others with their events. The
+    sink client keeps no cookies."""
+    target = _Recorder(204, set_cookie="tenant=consumer-a; Path=/")
+
+    async def run() -> None:
+        _resolving_to(monkeypatch, "127.0.0.1")
+        async with sinks.open_client(allow_private=True) as client:
+            for consumer in ("consumer-a", "consumer-b"):
+                async with client.post(f"http://hooks.example.com:{target.server.server_address[1]}/{consumer}", data=b"{}") as response:
+                    assert response.status == 204
+
+    try:
+        asyncio.run(run())
+        assert target.cookies == [None, None]
+    finally:
+        target.close()
+
+
 def test_name_resolving_to_public_addresses_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     async def run() -> list[str]:
         _resolving_to(monkeypatch, "93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c")
@@ -131,17 +151,21 @@ def test_api_refuses_internal_sinks_when_private_not_allowed(strict_server: Serv
 class _Recorder:
     """A loopback HTTP server: answers every POST with ``status`` (and a Location)."""
 
-    def __init__(self, status: int, location: str = "") -> None:
+    def __init__(self, status: int, location: str = "", set_cookie: str = "") -> None:
         self.hits = 0
+        self.cookies: list[str | None] = []  # the Cookie header of each POST
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 self.rfile.read(int(self.headers.get("content-length", "0")))
                 recorder.hits += 1
+                recorder.cookies.append(self.headers.get("cookie"))
                 self.send_response(status)
                 if location:
                     self.send_header("Location", location)
+                if set_cookie:
+                    self.send_header("Set-Cookie", set_cookie)
                 self.send_header("content-length", "0")
                 self.end_headers()
 

@@ -70,7 +70,8 @@ class PublicResolver(ThreadedResolver):
 def open_client(*, allow_private: bool) -> aiohttp.ClientSession:
     """The session that posts to sinks; the caller closes it. Internal addresses are refused
     by resolution (``PublicResolver``) unless the operator allows them; literal addresses
-    are ``check_sink``'s to refuse, before each post."""
+    are ``check_sink``'s to refuse, before each post. It keeps no cookies: the sinks of
+    different API consumers can share a host, and what one sets must not reach another."""
     resolver = ThreadedResolver() if allow_private else PublicResolver()
     connector = aiohttp.TCPConnector(resolver=resolver, limit=POOLED_CONNECTIONS, ttl_dns_cache=DNS_CACHE_SECONDS)
-    return aiohttp.ClientSession(connector=connector, trust_env=False)
+    return aiohttp.ClientSession(connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
