@@ -4,7 +4,9 @@ delete's statement writes its session's event from the row it locks, in the same
 statement (``storage.withdrawal``), where before it handed the row's values back to be
 rendered and asked again.
 
-Events written before this revision keep their body, and are posted with it.
+Events written before this revision keep their body, and are posted with it. A worker of
+a release before this one would post an event written since with an empty body: stop
+those workers before replicas of this release start (deploy/README.md, upgrades).
 
 Revision ID: 0009
 Revises: 0008
