@@ -11,9 +11,9 @@ caller's own live session. It does what ``lifecycle.end`` does in the delete's t
 
 So a delete costs one round trip instead of six or seven (BEGIN, the row lock, the jobs'
 cancel, the row's delete or update, the event, the counters or the teardown, COMMIT), and
-the deletes in flight share it (``coalescing``), as creates share
-their acceptance: under load a dozen deletes cost one statement and one commit. Anything
-else (a session already ended, SQLite) it leaves to the caller's transaction.
+the deletes in flight share it (``coalescing``), as creates share their acceptance: under
+load a dozen deletes cost one statement and one commit. Anything else (a session already
+ended, SQLite) it leaves to the caller's transaction.
 
 A row that another transaction holds locked is skipped, and its delete takes the caller's
 path, which waits for it. Whoever holds a live row is about to change it (a worker
