@@ -70,8 +70,8 @@ async def _left(ctx: Any, session_id: str, deleted_at: Any) -> tuple[Any, ...]:
         events = (await db.scalars(select(EventRow).where(EventRow.session_id == session_id).order_by(EventRow.created_at))).all()
     found = sorted((job.kind, job.payload, job.begun_at is not None, job.locked_by, job.run_at - deleted_at) for job in jobs)
     told = [
-        (event.sink, event.access_token, _same_for_both(notifications.status_event(ctx, _due(event)), session_id), event.attempts,
-         event.next_attempt_at - deleted_at)
+        (event.sink, event.access_token, event.access_token_expires_at, _same_for_both(notifications.status_event(ctx, _due(event)), session_id),
+         event.attempts, event.next_attempt_at - deleted_at)
         for event in events
     ]
     if row is None:
@@ -82,8 +82,9 @@ async def _left(ctx: Any, session_id: str, deleted_at: Any) -> tuple[Any, ...]:
 
 def _due(event: EventRow) -> DueEvent:
     return DueEvent(
-        event.event_id, event.session_id, event.sink, event.access_token, event.status, event.status_info, event.started_at,
-        event.ended_at, event.actual, event.body, event.attempts, event.next_attempt_at, event.created_at,
+        event.event_id, event.session_id, event.sink, event.access_token, event.access_token_expires_at, event.status,
+        event.status_info, event.started_at, event.ended_at, event.actual, event.body, event.attempts, event.next_attempt_at,
+        event.created_at,
     )
 
 
@@ -125,7 +126,8 @@ def test_the_statement_leaves_what_the_transaction_leaves(pg_url: str, state: st
             (row, _jobs, told), given_back = left["statement"]
             assert (row is None) is gone
             assert (given_back > 0) is gone  # an ended session holds its capacity until its teardown
-            told_of = [body["data"]["status"] for _sink, _token, body, _attempts, _due in told]
+            told_of = [body["data"]["status"] for _sink, _token, _expires, body, _attempts, _due in told]
+            assert {expires for _sink, _token, expires, *_rest in told} <= {datetime(2099, 1, 1, tzinfo=UTC)}  # the credential's
             # the sink heard of the start before it answered 410 (here), and of the end only if it did not
             started, ended = state == "available" and sink != "no sink", sink == "sink"
             assert told_of == ["AVAILABLE"] * started + ["UNAVAILABLE"] * ended

@@ -55,7 +55,7 @@ def test_a_batch_ends_as_its_sinks_answered(fresh_database_url: str) -> None:
                     for age, (event_id, session_id, sink, attempts) in enumerate(reversed(queued)):
                         await event_store.add_event(
                             tx, event_id=event_id, row=status_of(session_id), sink=f"{sink.url}/hook", access_token=None,
-                            now=now - timedelta(seconds=age + 1),
+                            access_token_expires_at=None, now=now - timedelta(seconds=age + 1),
                         )
                         await tx.execute(_ATTEMPTED, attempts=attempts, event=event_id)
                 sent = await notifications.deliver_due(ctx, client)
@@ -101,7 +101,8 @@ def test_a_round_posts_no_event_that_could_outlast_its_lease(fresh_database_url:
                 async with ctx.database.transaction() as tx:
                     for n in range(50):
                         await event_store.add_event(
-                            tx, event_id=f"e-{n:02d}", row=status_of(f"s-{n:02d}"), sink=f"{slow.url}/hook", access_token=None, now=clock.now()
+                            tx, event_id=f"e-{n:02d}", row=status_of(f"s-{n:02d}"), sink=f"{slow.url}/hook", access_token=None,
+                            access_token_expires_at=None, now=clock.now(),
                         )
                 assert await notifications.deliver_due(ctx, client) == 50
                 first_round = len(slow.received)
@@ -115,3 +116,34 @@ def test_a_round_posts_no_event_that_could_outlast_its_lease(fresh_database_url:
     assert left == [(0, True)] * (50 - first_round)
     assert in_all == 50
     assert len({event["body"]["id"] for event in slow.received}) == 50
+
+
+def test_an_event_whose_sink_token_expired_is_not_sent(fresh_database_url: str) -> None:
+    """CAMARA: once the sink's access token expires, the consumer stops receiving events.
+    An event whose token has expired by the time it is due is not posted (its token would
+    only be refused, retry after retry) and is given up, as are the later ones of its
+    session; a session whose token is still good gets its events, with the token."""
+    settings = Settings(database_url=fresh_database_url, sink_allow_private=True)
+    with Sink() as sink:
+
+        async def scenario() -> dict[str, tuple[str | None, int]]:
+            clock = FakeClock()
+            now = clock.now()
+            async with open_context(settings, clock=clock) as ctx, sinks.open_client(allow_private=True) as client:
+                async with ctx.database.transaction() as tx:
+                    for event_id, session_id, token, expires in (
+                        ("good", "s-good", "t-good", now + timedelta(hours=1)),
+                        ("expired-1", "s-expired", "t-expired", now - timedelta(seconds=1)),
+                        ("expired-2", "s-expired", "t-expired", now - timedelta(seconds=1)),
+                    ):
+                        await event_store.add_event(
+                            tx, event_id=event_id, row=status_of(session_id), sink=f"{sink.url}/hook", access_token=token,
+                            access_token_expires_at=expires, now=now - timedelta(seconds=len(event_id)),
+                        )
+                assert await notifications.deliver_due(ctx, client) == 3
+                async with ctx.db() as db:
+                    return {row.event_id: (row.outcome, row.attempts) for row in (await db.scalars(select(EventRow))).all() if not row.next_attempt_at}
+
+        outcomes = asyncio.run(scenario())
+    assert outcomes == {"good": ("204", 1), "expired-1": ("gave up: token expired", 1), "expired-2": ("gave up: token expired", 1)}
+    assert [(event["body"]["id"], event["headers"]["authorization"]) for event in sink.received] == [("good", "Bearer t-good")]

@@ -31,7 +31,7 @@ def test_finished_events_are_purged_after_a_day_pending_ones_kept(fresh_database
                 for event_id, age_hours in (("old-done", 30), ("old-pending", 30), ("new-done", 1)):
                     created = now - timedelta(hours=age_hours)
                     await event_store.add_event(
-                        tx, event_id=event_id, row=status_of("s"), sink="https://x.example/", access_token=None, now=created
+                        tx, event_id=event_id, row=status_of("s"), sink="https://x.example/", access_token=None, access_token_expires_at=None, now=created
                     )
             async with ctx.database.transaction() as tx:
                 await event_store.mark_done(tx, {"old-done": "204", "new-done": "204"}, now=now)

@@ -24,7 +24,8 @@ async def _add(database: Database, *queued: tuple[str, str, datetime]) -> None:
     async with database.transaction() as tx:
         for event_id, session_id, written in queued:
             await events.add_event(
-                tx, event_id=event_id, row=status_of(session_id), sink="https://sink.example.com/", access_token=None, now=written
+                tx, event_id=event_id, row=status_of(session_id), sink="https://sink.example.com/", access_token=None,
+                access_token_expires_at=None, now=written,
             )
 
 

@@ -213,7 +213,7 @@ def test_0009_events_written_before_it_are_posted_as_they_were_and_back(fresh_da
             settings = Settings(database_url=fresh_database_url, sink_allow_private=True)
             async with open_context(settings, clock=clock, migrate_first=False) as ctx, sinks.open_client(allow_private=True) as client:
                 async with ctx.database.transaction() as tx:
-                    await events.add_event(tx, event_id="new", row=status_of("s-new"), sink=f"{sink.url}/hook", access_token=None, now=clock.now())
+                    await events.add_event(tx, event_id="new", row=status_of("s-new"), sink=f"{sink.url}/hook", access_token=None, access_token_expires_at=None, now=clock.now())
                 return await notifications.deliver_due(ctx, client)
 
         assert asyncio.run(deliver()) == 2

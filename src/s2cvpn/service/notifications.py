@@ -31,6 +31,7 @@ DELIVERY_CONCURRENCY = 16  # sinks posted to at once by one worker
 # ends by the end of the second, and the outcomes are written in the third
 LEASE_TIMEOUTS = 3
 MAX_REPLY_BYTES = 65536  # a sink's reply read to keep its connection open
+TOKEN_EXPIRED = "token expired"  # the outcome of an event whose sink's access token has expired: given up
 
 
 def final_figures(row: StatusOf, now: datetime) -> dict[str, Any]:
@@ -69,8 +70,12 @@ async def notify_status(tx: Transaction, ctx: ServiceContext, row: SessionRecord
     """Queue the event for the row's current status, if it has a live sink."""
     if not row.sink or row.sink_gone:
         return
-    token = (row.sink_credential or {}).get("accessToken")
-    await event_store.add_event(tx, event_id=str(uuid.uuid4()), row=row, sink=row.sink, access_token=token, now=now)
+    credential = row.sink_credential or {}
+    expires = credential.get("accessTokenExpiresUtc")
+    await event_store.add_event(
+        tx, event_id=str(uuid.uuid4()), row=row, sink=row.sink, access_token=credential.get("accessToken"),
+        access_token_expires_at=datetime.fromisoformat(expires) if expires else None, now=now,
+    )
     ctx.work_ready.set()
 
 
@@ -112,7 +117,10 @@ async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, *, lim
             async with in_flight:
                 if time.monotonic() > last_start:
                     return
-                outcome = await _post(ctx, client, event.sink, event.access_token, status_event(ctx, event))
+                if event.access_token_expires_at is not None and event.access_token_expires_at <= now:
+                    outcome = TOKEN_EXPIRED  # not sent: the consumer stops receiving events once its token expires
+                else:
+                    outcome = await _post(ctx, client, event.sink, event.access_token, status_event(ctx, event))
             outcomes.append((event, outcome))
             if outcome == "410" or _tried_again(ctx, event, outcome):
                 return  # the rest are dropped with the session (410), or go after this one
@@ -124,10 +132,10 @@ async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, *, lim
 
 
 def _tried_again(ctx: ServiceContext, event: DueEvent, outcome: str) -> bool:
-    """Whether a post that did not deliver is repeated: not once the sink answered 410 or
-    was refused, nor once the event's attempts are spent."""
+    """Whether a post that did not deliver is repeated: not once the sink answered 410, was
+    refused or its token expired, nor once the event's attempts are spent."""
     delivered = outcome.startswith("2")
-    return not delivered and outcome not in ("410", "refused") and event.attempts < ctx.settings.notify_max_attempts
+    return not delivered and outcome not in ("410", "refused", TOKEN_EXPIRED) and event.attempts < ctx.settings.notify_max_attempts
 
 
 async def _record(ctx: ServiceContext, outcomes: list[tuple[DueEvent, str]], *, unposted: list[DueEvent]) -> None:

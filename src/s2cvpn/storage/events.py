@@ -41,8 +41,9 @@ def due_behind_earlier(session: str, now: str) -> str:
 
 
 _ADD = Sql(
-    "INSERT INTO events (event_id, session_id, sink, access_token, status, status_info, started_at, ended_at, actual,"
-    " attempts, next_attempt_at, created_at) VALUES (:event, :session, :sink, :token, :status, :status_info, :started, :ended, :actual, 0, "
+    "INSERT INTO events (event_id, session_id, sink, access_token, access_token_expires_at, status, status_info, started_at, ended_at,"
+    " actual, attempts, next_attempt_at, created_at) VALUES (:event, :session, :sink, :token, :token_expires, :status, :status_info,"
+    " :started, :ended, :actual, 0, "
     # (the cast: the parameter is one type for the column and for the comparison, on PostgreSQL)
     f"{due_behind_earlier('CAST(:session AS VARCHAR(36))', ':now')}, :now)"
 )
@@ -97,10 +98,13 @@ class StatusOf(Protocol):
     def actual(self) -> dict[str, Any] | None: ...
 
 
-async def add_event(tx: Transaction, *, event_id: str, row: StatusOf, sink: str, access_token: str | None, now: datetime) -> None:
+async def add_event(
+    tx: Transaction, *, event_id: str, row: StatusOf, sink: str, access_token: str | None, access_token_expires_at: datetime | None,
+    now: datetime,
+) -> None:
     await tx.execute(
-        _ADD, event=event_id, session=row.session_id, sink=sink, token=access_token, status=row.status, status_info=row.status_info,
-        started=row.started_at, ended=row.ended_at, actual=row.actual, now=now,
+        _ADD, event=event_id, session=row.session_id, sink=sink, token=access_token, token_expires=access_token_expires_at,
+        status=row.status, status_info=row.status_info, started=row.started_at, ended=row.ended_at, actual=row.actual, now=now,
     )
 
 
@@ -113,6 +117,7 @@ class DueEvent(NamedTuple):
     session_id: str
     sink: str
     access_token: str | None
+    access_token_expires_at: datetime | None
     status: str | None  # None beside a body
     status_info: str | None
     started_at: datetime | None
@@ -135,8 +140,8 @@ _CLAIM = Sql(
     f"SELECT event_id FROM events WHERE {_DUE} AND session_id IN ("
     f"SELECT session_id FROM events WHERE {_DUE_NOW} AND {_FIRST_TO_GO} ORDER BY next_attempt_at LIMIT :limit {{lock}}"
     ") ORDER BY next_attempt_at, created_at LIMIT :limit) "
-    "RETURNING event_id, session_id, sink, access_token, status, status_info, started_at, ended_at, actual, body, attempts,"
-    " next_attempt_at, created_at",
+    "RETURNING event_id, session_id, sink, access_token, access_token_expires_at, status, status_info, started_at, ended_at, actual,"
+    " body, attempts, next_attempt_at, created_at",
     lock="FOR UPDATE SKIP LOCKED",
 )
 _DONE = Sql("UPDATE events SET next_attempt_at = NULL, locked_until = NULL, delivered_at = :now, outcome = :outcome WHERE event_id = :event")
@@ -153,7 +158,7 @@ async def claim_due(tx: Transaction, *, now: datetime, lease: timedelta, limit: 
     """Lease up to ``limit`` due events, oldest first, and count an attempt for each. Of two
     events of one session, the one written first comes first."""
     rows = await tx.fetch(_CLAIM, until=now + lease, now=now, limit=limit)
-    claimed = [DueEvent(*decode_row(row, (8, 9), (6, 7, 11, 12))) for row in rows]
+    claimed = [DueEvent(*decode_row(row, (9, 10), (4, 7, 8, 12, 13))) for row in rows]
     return sorted(claimed, key=lambda event: (event.next_attempt_at, event.created_at))
 
 

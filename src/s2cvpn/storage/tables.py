@@ -147,13 +147,14 @@ class JobRow(Base):
 
 
 class EventRow(Base):
-    """A CloudEvent waiting for (or done with) delivery to a sink: the notification outbox."""
+    """A status event waiting for (or done with) delivery to a sink: the notification outbox."""
 
     __tablename__ = "events"
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     session_id: Mapped[str] = mapped_column(String(36), index=True)
     sink: Mapped[str] = mapped_column(String(2048))
     access_token: Mapped[str | None] = mapped_column(Text, nullable=True)
+    access_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # what the event tells, rendered as a CloudEvent when it is posted; ``body``: the
     # CloudEvent itself, as events written before revision 0009 hold it
     status: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -56,7 +56,8 @@ _WITHDRAW = Sql(
     "  WITH ORDINALITY AS wanted(session_id, client_id, now, purge_at, asked) ORDER BY session_id, asked"
     # the rows are locked before their jobs, as in every transaction that changes both
     "), target AS ("
-    "  SELECT session_id, status, wanted.now, wanted.purge_at, sink, sink_gone, sink_credential->>'accessToken' AS token, started_at, actual"
+    "  SELECT session_id, status, wanted.now, wanted.purge_at, sink, sink_gone, sink_credential->>'accessToken' AS token,"
+    "  (sink_credential->>'accessTokenExpiresUtc')::timestamptz AS token_expires, started_at, actual"
     f"  FROM sessions JOIN wanted USING (session_id, client_id) WHERE {LIVE_SESSION} ORDER BY session_id FOR UPDATE OF sessions SKIP LOCKED"
     # what lifecycle.end's jobs.cancel drops: every provisioning but a running one
     "), cancelled AS ("
@@ -84,9 +85,9 @@ _WITHDRAW = Sql(
     # the sink's event, as lifecycle.end writes it (every target is gone or ended, or the
     # statement is undone)
     "), notified AS ("
-    "  INSERT INTO events (event_id, session_id, sink, access_token, status, status_info, started_at, ended_at, actual,"
-    "  attempts, next_attempt_at, created_at)"
-    f"  SELECT gen_random_uuid()::text, session_id, sink, token, '{Status.UNAVAILABLE.value}', '{StatusInfo.DELETE_REQUESTED.value}',"
+    "  INSERT INTO events (event_id, session_id, sink, access_token, access_token_expires_at, status, status_info, started_at,"
+    "  ended_at, actual, attempts, next_attempt_at, created_at)"
+    f"  SELECT gen_random_uuid()::text, session_id, sink, token, token_expires, '{Status.UNAVAILABLE.value}', '{StatusInfo.DELETE_REQUESTED.value}',"
     f"  started_at, now, actual, 0, {events.due_behind_earlier('target.session_id', 'target.now')}, now"
     "  FROM target WHERE sink IS NOT NULL AND NOT sink_gone"
     f"), demands AS ({reservations.held_by('gone')}"
