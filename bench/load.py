@@ -29,6 +29,10 @@ have in steady state, measures getSession and listSessions again, then getSessio
 more (the first run after the bulk insert carries a transient p99 tail), and prints
 EXPLAIN ANALYZE of the expiry sweep query with nothing due and with everything due (the sweep reads at most its batch either way).
 
+Below the table, each route's requests as the server's own latency histogram saw them
+(``/metrics``, from the request's arrival in the app to its response): mean and share over
+50 ms per method and route, so a create's and a delete's part of create+delete show apart.
+
 ``--sink`` gives the sessions of create+delete a sink: a bare uvicorn app on this machine
 that answers 204 and counts (``S2CVPN_SINK_ALLOW_PRIVATE`` lets the server post to it).
 Printed: the events it received by the end of the run and its drain, and how long after
@@ -49,6 +53,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -104,6 +109,38 @@ response = function(status, headers, body)
   end
 end
 """
+
+
+def inside_the_app(base: str) -> dict[str, tuple[float, float, float]]:
+    """The server's own latency histogram (``s2cvpn_http_request_seconds``, from the
+    request's arrival in the app to its last byte handed to the server) so far, per method
+    and route: (requests, seconds in all, requests under 50 ms)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    seen: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{base}/metrics").text):
+        if family.name != "s2cvpn_http_request_seconds":
+            continue
+        for sample in family.samples:
+            figures = seen.setdefault(f"{sample.labels['method']} {sample.labels['route']}", [0.0, 0.0, 0.0])
+            if sample.name.endswith("_count"):
+                figures[0] = sample.value
+            elif sample.name.endswith("_sum"):
+                figures[1] = sample.value
+            elif sample.name.endswith("_bucket") and float(sample.labels["le"]) == 0.05:
+                figures[2] = sample.value
+    return {route: (count, total, fast) for route, (count, total, fast) in seen.items()}
+
+
+def inside_during(before: dict[str, tuple[float, float, float]], after: dict[str, tuple[float, float, float]]) -> str:
+    """What the app's histogram says of the requests between two readings, per route."""
+    parts = []
+    for route, (count, total, fast) in sorted(after.items()):
+        count0, total0, fast0 = before.get(route, (0.0, 0.0, 0.0))
+        if count - count0 >= 100:  # the route measured, not the bench's own reads
+            mean_ms = (total - total0) / (count - count0) * 1000
+            parts.append(f"{route} {mean_ms:.1f} ms mean, {1 - (fast - fast0) / (count - count0):.0%} over 50 ms")
+    return "; ".join(parts)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -287,7 +324,7 @@ async def explain_sweep(url: str, at: datetime) -> list[str]:
 
 
 # ---- one backend --------------------------------------------------------------------------
-def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tuple[str, dict[str, float]]]:
+def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tuple[str, dict[str, Any]]]:
     dbname = None
     if backend == "sqlite":
         database_url = f"sqlite:///{folder / 'bench.db'}"
@@ -313,7 +350,7 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
         sink_port = free_port()
         sink_url = f"http://127.0.0.1:{sink_port}/events"
         sink = start([sys.executable, "-c", SINK_APP, str(sink_port)], env, sink_url, folder / f"sink-{backend}.log")
-    rows: list[tuple[str, dict[str, float]]] = []
+    rows: list[tuple[str, dict[str, Any]]] = []
     try:
         client_id, secret = register_client(database_url, "bench")
         token = httpx.post(f"{base}/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)).json()["access_token"]
@@ -339,10 +376,12 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> list[tu
             return wrk(f"http://127.0.0.1:{hello_port}/hello", "", token=None, server=hello.pid, **load)
 
         hellos = [run_hello()]
-        measured: dict[str, dict[str, float]] = {}
+        measured: dict[str, dict[str, Any]] = {}
         for name, (url, script) in routes.items():
             sink_cpu = cpu_seconds(sink.pid) if sink is not None else 0.0
+            app_before = inside_the_app(base)
             figures = measured[name] = wrk(url, script, token=token, server=server.pid, **load)
+            figures["inside"] = inside_during(app_before, inside_the_app(base))
             if name == "create+delete":
                 # the provisioning and teardown that the pairs queued count too: the rate is
                 # the requests over the run plus the time the worker took to finish the backlog
@@ -401,7 +440,7 @@ def main() -> None:
     parser.add_argument("--routes", type=lambda text: text.split(","), default=["getSession", "listSessions", "create+delete"],
                         help="the routes to measure (comma-separated; a profile of one route, say)")
     args = parser.parse_args()
-    rows: list[tuple[str, dict[str, float]]] = []
+    rows: list[tuple[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="s2cvpn-bench-") as folder:
         for backend in args.backends.split(","):
             rows += run_backend(backend, args, Path(folder))
@@ -411,6 +450,8 @@ def main() -> None:
         ratio = figures["rps"] / figures["hello_rps"]
         print(f"| {name} | {figures['rps']:,.0f} | {ratio:.0%} | {figures['p50_ms']:.1f} | {figures['p99_ms']:.1f} | {figures['cpu_s'] / figures['requests'] * 1e6:.0f} | {figures['errors']:.0f} |")
     for name, figures in rows:
+        if figures.get("inside"):
+            print(f"{name}, inside the app: {figures['inside']}")
         if "drain_s" in figures:
             print(f"{name}: {figures['accepted_rps']:,.0f} req/s accepted during the run; the worker finished the queued "
                   f"provisioning and teardown {figures['drain_s']:.1f}s after it (the table counts that time)")
