@@ -53,11 +53,12 @@ import textwrap
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -111,12 +112,10 @@ end
 """
 
 
-def inside_the_app(base: str) -> dict[str, tuple[float, float, float]]:
+def inside_the_app(base: str) -> dict[str, list[float]]:
     """The server's own latency histogram (``s2cvpn_http_request_seconds``, from the
     request's arrival in the app to its last byte handed to the server) so far, per method
-    and route: (requests, seconds in all, requests under 50 ms)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
+    and route: [requests, seconds in all, requests under 50 ms]."""
     seen: dict[str, list[float]] = {}
     for family in text_string_to_metric_families(httpx.get(f"{base}/metrics").text):
         if family.name != "s2cvpn_http_request_seconds":
@@ -129,10 +128,10 @@ def inside_the_app(base: str) -> dict[str, tuple[float, float, float]]:
                 figures[1] = sample.value
             elif sample.name.endswith("_bucket") and float(sample.labels["le"]) == 0.05:
                 figures[2] = sample.value
-    return {route: (count, total, fast) for route, (count, total, fast) in seen.items()}
+    return seen
 
 
-def inside_during(before: dict[str, tuple[float, float, float]], after: dict[str, tuple[float, float, float]]) -> str:
+def inside_during(before: dict[str, list[float]], after: dict[str, list[float]]) -> str:
     """What the app's histogram says of the requests between two readings, per route."""
     parts = []
     for route, (count, total, fast) in sorted(after.items()):

@@ -81,11 +81,7 @@ async def _left(ctx: Any, session_id: str, deleted_at: Any) -> tuple[Any, ...]:
 
 
 def _due(event: EventRow) -> DueEvent:
-    return DueEvent(
-        event.event_id, event.session_id, event.sink, event.access_token, event.access_token_expires_at, event.status,
-        event.status_info, event.started_at, event.ended_at, event.actual, event.body, event.attempts, event.next_attempt_at,
-        event.created_at,
-    )
+    return DueEvent(**{field: getattr(event, field) for field in DueEvent._fields})
 
 
 def _same_for_both(body: dict[str, Any], session_id: str) -> dict[str, Any]:

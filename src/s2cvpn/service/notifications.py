@@ -117,10 +117,7 @@ async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, *, lim
             async with in_flight:
                 if time.monotonic() > last_start:
                     return
-                if event.access_token_expires_at is not None and event.access_token_expires_at <= now:
-                    outcome = TOKEN_EXPIRED  # not sent: the consumer stops receiving events once its token expires
-                else:
-                    outcome = await _post(ctx, client, event.sink, event.access_token, status_event(ctx, event))
+                outcome = await _send(ctx, client, event, now)
             outcomes.append((event, outcome))
             if outcome == "410" or _tried_again(ctx, event, outcome):
                 return  # the rest are dropped with the session (410), or go after this one
@@ -166,6 +163,14 @@ async def _record(ctx: ServiceContext, outcomes: list[tuple[DueEvent, str]], *, 
         await event_store.mark_done(tx, done, now=now)
         await event_store.mark_retry(tx, retries)
         await event_store.release(tx, [event.event_id for event in unposted if event.session_id not in gone])
+
+
+async def _send(ctx: ServiceContext, client: aiohttp.ClientSession, event: DueEvent, now: datetime) -> str:
+    """Post ``event``, unless its sink's access token has expired by ``now``: the consumer
+    stops receiving events then (CAMARA), and the sink would only refuse it."""
+    if event.access_token_expires_at is not None and event.access_token_expires_at <= now:
+        return TOKEN_EXPIRED
+    return await _post(ctx, client, event.sink, event.access_token, status_event(ctx, event))
 
 
 async def _post(ctx: ServiceContext, client: aiohttp.ClientSession, sink: str, token: str | None, body: dict[str, Any]) -> str:

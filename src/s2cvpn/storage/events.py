@@ -50,21 +50,22 @@ _ADD = Sql(
 
 
 _DUE_NOW = "next_attempt_at <= :now AND (locked_until IS NULL OR locked_until < :now)"
+# an event of the same session, written before, still to go
+_EARLIER_TO_GO = (
+    "SELECT 1 FROM events AS earlier WHERE earlier.session_id = events.session_id AND earlier.created_at < events.created_at"
+    " AND earlier.next_attempt_at IS NOT NULL"
+)
 # what ``claim_due`` takes: pending, due by :now, not leased (or its lease ran out), and no
 # earlier event of its session still to go that is leased (by a worker that may have died)
 # or waiting for its retry, or that the claim would take after it. A session's events thus
 # reach its sink in the order they were written, across retries and crashes
 _DUE = (
-    f"{_DUE_NOW} AND NOT EXISTS ("
-    "SELECT 1 FROM events AS earlier WHERE earlier.session_id = events.session_id AND earlier.created_at < events.created_at"
-    " AND earlier.next_attempt_at IS NOT NULL AND (earlier.next_attempt_at > events.next_attempt_at OR earlier.locked_until >= :now))"
+    f"{_DUE_NOW} AND NOT EXISTS ({_EARLIER_TO_GO}"
+    " AND (earlier.next_attempt_at > events.next_attempt_at OR earlier.locked_until >= :now))"
 )
 # the first event of its session still to go: the claim takes a session's events only
 # with it (``_CLAIM``)
-_FIRST_TO_GO = (
-    "NOT EXISTS (SELECT 1 FROM events AS earlier WHERE earlier.session_id = events.session_id"
-    " AND earlier.created_at < events.created_at AND earlier.next_attempt_at IS NOT NULL)"
-)
+_FIRST_TO_GO = f"NOT EXISTS ({_EARLIER_TO_GO})"
 _ANY_DUE = Sql(f"SELECT 1 FROM events WHERE {_DUE} LIMIT 1")
 _FORGET_FINISHED = Sql("DELETE FROM events WHERE created_at < :before AND next_attempt_at IS NULL")
 
