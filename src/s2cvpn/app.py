@@ -108,7 +108,7 @@ def _add_routes(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
 
     Why not ``app.include_router``: since FastAPI 0.137 an included router stays a node of
     the route tree and is walked again on every request. On getSession that walk was 20 of
-    the 140 us a request cost in-process (bench/README.md, fourth round). Re-adding each
+    the 140 us a request cost in-process (bench/HISTORY.md, fourth round). Re-adding each
     route with the options it was declared with gives the one flat list that
     ``include_router`` itself built before 0.137.
     """

@@ -74,7 +74,7 @@ def _tune_garbage_collector() -> None:
     concurrent requests it ran about every 15 requests, each time walking the objects of
     the requests in flight, which were still alive; most of a request's objects are freed by
     reference counting once it ends. The collector's time went from about 10.5 to 2.3 us a
-    request (create+delete in-process, bench/README.md, twelfth round)."""
+    request (create+delete in-process, bench/HISTORY.md, twelfth round)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *gc.get_threshold()[1:])

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     # PostgreSQL connections of the session hot path, per process (storage.driver). Few on
     # purpose, about twice the database server's cores: requests queue for them in the
     # process, cheaply, instead of as PostgreSQL backends contending for the same counter
-    # rows (bench/README.md, tenth round). A distant database (slow round trips) wants more
+    # rows (bench/HISTORY.md, tenth round). A distant database (slow round trips) wants more
     database_pool_size: int = Field(4, ge=1, le=100)
     inventory: Path = BUNDLED_INVENTORY
     public_url: str = "http://127.0.0.1:8080"

@@ -1,4 +1,4 @@
-"""Outages: PostgreSQL restarted under load, a sink down for a minute."""
+"""Outages: PostgreSQL restarted under load, a sink down for a minute, a sink that hangs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from tests.scale.support import Api, Cluster, FlakySink, client_token, private_postgres, query, storage_problems, wait_until
 from tests.support.payloads import MADRID_CE, session_request
+from tests.support.sink import Sink
 
 pytestmark = pytest.mark.postgres
 
@@ -105,3 +106,30 @@ def test_a_sink_down_for_a_minute_gets_every_event(cluster: Cluster) -> None:
     assert came_back_after < 105
     assert cluster.counter("s2cvpn_notifications_total", result="retry") >= 30
     assert cluster.counter("s2cvpn_notifications_total", result="delivered") == len(events)
+
+
+def test_a_sink_that_hangs_does_not_hold_up_another_tenants_events(cluster: Cluster) -> None:
+    """Tenant A's sink takes every post and never answers in time; tenant B's answers. A
+    creates 40 sessions, then B 5. Every event of B's arrives, and A's sink is posted to
+    far less often than A has events: once a post to it has timed out, its events fail
+    without a post until its next try (``notifications.SinkHealth``). Before, each of A's
+    events took a posting slot for a whole timeout, and again at each of its retries."""
+    replica = cluster.serve(env={"S2CVPN_NOTIFY_TIMEOUT_SECONDS": "1"})
+    with Sink(delay=60.0) as hung, Sink() as fine:
+        with Api(replica.url, client_token(cluster.database_url, replica.url, "tenant-a")) as tenant_a:
+            a_ids = [
+                tenant_a.post("/sessions", json=session_request(ce=MADRID_CE, bandwidth=1, sink=f"{hung.url}/hook")).json()["sessionId"]
+                for _ in range(40)
+            ]
+        with Api(replica.url, client_token(cluster.database_url, replica.url, "tenant-b")) as tenant_b:
+            b_ids = [
+                tenant_b.post("/sessions", json=session_request(ce=MADRID_CE, bandwidth=1, sink=f"{fine.url}/hook")).json()["sessionId"]
+                for _ in range(5)
+            ]
+        wait_until(lambda: {event["body"]["data"]["sessionId"] for event in fine.received} >= set(b_ids), 30, "tenant B's events")
+        time.sleep(3)  # A's retries go on meanwhile
+        posts_to_a = hung.arrived
+        failed_without_a_post = query(cluster.database_url, "SELECT count(*) FROM events WHERE outcome LIKE 'sink failing: %'")[0][0]
+    assert {event["body"]["data"]["status"] for event in fine.received} == {"AVAILABLE"}
+    assert posts_to_a < len(a_ids), posts_to_a
+    assert failed_without_a_post > 0

@@ -58,7 +58,7 @@ def test_a_batch_ends_as_its_sinks_answered(fresh_database_url: str) -> None:
                             access_token_expires_at=None, now=now - timedelta(seconds=age + 1),
                         )
                         await tx.execute(_ATTEMPTED, attempts=attempts, event=event_id)
-                sent = await notifications.deliver_due(ctx, client)
+                sent = await notifications.deliver_due(ctx, client, notifications.SinkHealth())
                 async with ctx.db() as db:
                     events = {
                         row.event_id: (row.outcome, row.next_attempt_at, row.delivered_at is not None, row.attempts)
@@ -104,11 +104,11 @@ def test_a_round_posts_no_event_that_could_outlast_its_lease(fresh_database_url:
                             tx, event_id=f"e-{n:02d}", row=status_of(f"s-{n:02d}"), sink=f"{slow.url}/hook", access_token=None,
                             access_token_expires_at=None, now=clock.now(),
                         )
-                assert await notifications.deliver_due(ctx, client) == 50
+                assert await notifications.deliver_due(ctx, client, notifications.SinkHealth()) == 50
                 first_round = len(slow.received)
                 async with ctx.db() as db:
                     left = [(row.attempts, row.locked_until is None) for row in (await db.scalars(select(EventRow))).all() if row.next_attempt_at]
-                await notifications.deliver_due(ctx, client)
+                await notifications.deliver_due(ctx, client, notifications.SinkHealth())
                 return first_round, left, len(slow.received)
 
         first_round, left, in_all = asyncio.run(scenario())
@@ -140,10 +140,110 @@ def test_an_event_whose_sink_token_expired_is_not_sent(fresh_database_url: str) 
                             tx, event_id=event_id, row=status_of(session_id), sink=f"{sink.url}/hook", access_token=token,
                             access_token_expires_at=expires, now=now - timedelta(seconds=len(event_id)),
                         )
-                assert await notifications.deliver_due(ctx, client) == 3
+                assert await notifications.deliver_due(ctx, client, notifications.SinkHealth()) == 3
                 async with ctx.db() as db:
                     return {row.event_id: (row.outcome, row.attempts) for row in (await db.scalars(select(EventRow))).all() if not row.next_attempt_at}
 
         outcomes = asyncio.run(scenario())
     assert outcomes == {"good": ("204", 1), "expired-1": ("gave up: token expired", 1), "expired-2": ("gave up: token expired", 1)}
     assert [(event["body"]["id"], event["headers"]["authorization"]) for event in sink.received] == [("good", "Bearer t-good")]
+
+
+async def _queue(ctx: Any, events: list[tuple[str, str, str, datetime]]) -> None:
+    """(event, session, sink, written at), each event alone in its session or after the ones before it."""
+    async with ctx.database.transaction() as tx:
+        for event_id, session_id, sink, written in events:
+            await event_store.add_event(
+                tx, event_id=event_id, row=status_of(session_id), sink=sink, access_token=None, access_token_expires_at=None, now=written
+            )
+
+
+async def _pending(ctx: Any) -> dict[str, tuple[int, datetime | None, str | None]]:
+    async with ctx.db() as db:
+        return {row.event_id: (row.attempts, row.next_attempt_at, row.outcome) for row in (await db.scalars(select(EventRow))).all()}
+
+
+def test_a_sink_that_hangs_holds_back_only_its_own_events(fresh_database_url: str) -> None:
+    """One tenant's sink hangs; another's answers. Before, each of the hung sink's events
+    took a posting slot for a whole timeout, oldest first, and the other tenant's events,
+    written after them, waited until every one had been tried (with 40 of them, three
+    rounds; with hundreds, minutes). Now, once a post to it has failed, the hung sink's
+    events fail without a post until its next try, the next round delivers the other
+    tenant's events, and the hung sink is tried one post at a time: once when it still
+    hangs, and when it answers, all of its events go."""
+    settings = Settings(database_url=fresh_database_url, notify_timeout_seconds=0.5, sink_allow_private=True)
+    backoff = timedelta(seconds=settings.notify_backoff_seconds)
+    with Sink(delay=3.0) as hung, Sink() as fine:
+
+        async def scenario() -> None:
+            clock = FakeClock()
+            start = clock.now()
+            health = notifications.SinkHealth()
+            async with open_context(settings, clock=clock) as ctx, sinks.open_client(allow_private=True) as client:
+
+                async def rounds_until_none_due() -> None:
+                    while await notifications.deliver_due(ctx, client, health):
+                        pass
+
+                async def hung_events() -> set[tuple[int, datetime | None, str | None]]:
+                    pending = await _pending(ctx)
+                    return {pending[f"h-{n:02d}"] for n in range(40)}
+
+                await _queue(ctx, [(f"h-{n:02d}", f"s-h-{n:02d}", f"{hung.url}/hook", start - timedelta(seconds=100 - n)) for n in range(40)])
+                await _queue(ctx, [(f"f-{n}", f"s-f-{n}", f"{fine.url}/hook", start - timedelta(seconds=10 - n)) for n in range(5)])
+
+                await notifications.deliver_due(ctx, client, health)  # a wave of posts to the hung sink fails
+                await notifications.deliver_due(ctx, client, health)
+                assert sorted(event["body"]["id"] for event in fine.received) == [f"f-{n}" for n in range(5)]
+                await rounds_until_none_due()
+                assert hung.arrived == notifications.DELIVERY_CONCURRENCY
+                # each of its events counts one attempt, those of the wave as posted, and all wait for its next try
+                assert {event[:2] for event in await hung_events()} == {(1, start + backoff)}
+
+                clock.moment = start + backoff  # its next try: one post, which hangs too
+                await rounds_until_none_due()
+                assert hung.arrived == notifications.DELIVERY_CONCURRENCY + 1
+                assert {event[:2] for event in await hung_events()} == {(2, start + 3 * backoff)}  # the backoff doubled
+
+                hung.delay = 0.0  # it answers again
+                clock.moment = start + 3 * backoff
+                await rounds_until_none_due()
+                assert {event[1:] for event in await hung_events()} == {(None, "204")}
+
+        asyncio.run(scenario())
+        delivered = {event["body"]["id"] for event in hung.received}
+    assert delivered == {f"h-{n:02d}" for n in range(40)}
+
+
+def test_the_events_of_a_failing_sink_count_attempts_without_a_post(fresh_database_url: str) -> None:
+    """Before a failing sink's next try, its due events are not posted: each fails as the
+    sink's last post did, its attempt counted, and is tried again with the sink, or given
+    up once its attempts are spent. Another sink's events go meanwhile."""
+    settings = Settings(database_url=fresh_database_url, notify_max_attempts=MAX_ATTEMPTS, sink_allow_private=True)
+    with Sink() as failing, Sink() as fine:
+
+        async def scenario() -> dict[str, tuple[int, datetime | None, str | None]]:
+            clock = FakeClock()
+            now = clock.now()
+            health = notifications.SinkHealth()
+            async with open_context(settings, clock=clock) as ctx, sinks.open_client(allow_private=True) as client:
+                health.posted(ctx, f"{failing.url}/hook", "503", now)
+                await _queue(ctx, [
+                    ("spent", "s-1", f"{failing.url}/hook", now - timedelta(seconds=3)),
+                    ("waits", "s-2", f"{failing.url}/hook", now - timedelta(seconds=2)),
+                    ("goes", "s-3", f"{fine.url}/hook", now - timedelta(seconds=1)),
+                ])
+                async with ctx.database.transaction() as tx:
+                    await tx.execute(_ATTEMPTED, attempts=MAX_ATTEMPTS - 1, event="spent")
+                assert await notifications.deliver_due(ctx, client, health) == 3
+                return await _pending(ctx)
+
+        events = asyncio.run(scenario())
+    retry_at = FakeClock().now() + timedelta(seconds=settings.notify_backoff_seconds)
+    assert events == {
+        "spent": (MAX_ATTEMPTS, None, "gave up: sink failing: 503"),
+        "waits": (1, retry_at, "sink failing: 503"),
+        "goes": (1, None, "204"),
+    }
+    assert failing.arrived == 0
+    assert [event["body"]["id"] for event in fine.received] == ["goes"]

@@ -23,13 +23,15 @@ class SinkServer(ThreadingHTTPServer):
 
 class Sink:
     """Records every POST; ``answer`` sets the status it replies with (204 by default),
-    ``delay`` how long each answer takes; ``most_in_flight`` is the most POSTs it held at once."""
+    ``delay`` how long each answer takes; ``most_in_flight`` is the most POSTs it held at once,
+    ``arrived`` how many came (``received`` has each one once answered)."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.received: list[dict[str, Any]] = []
         self.answer = 204
         self.delay = delay
         self.most_in_flight = 0
+        self.arrived = 0
         self._in_flight = 0
         self._lock = threading.Lock()
         sink = self
@@ -39,6 +41,7 @@ class Sink:
                 length = int(self.headers.get("content-length", "0"))
                 raw = self.rfile.read(length)
                 with sink._lock:
+                    sink.arrived += 1
                     sink._in_flight += 1
                     sink.most_in_flight = max(sink.most_in_flight, sink._in_flight)
                 time.sleep(sink.delay)

@@ -83,7 +83,7 @@ class AuthorizedRoute(APIRoute):
     So 401, 429 and 403 come before any 400 about the request's content, as at a gateway,
     and a caller without a token learns nothing about what it sent. Why a route class
     rather than a ``Depends``: FastAPI solves a sub-dependency on every request, and on
-    getSession that cost about as much as the database read (bench/README.md, fourth round).
+    getSession that cost about as much as the database read (bench/HISTORY.md, fourth round).
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -108,7 +108,7 @@ class AuthorizedRoute(APIRoute):
         cookies parsed when no parameter reads them, a spare ``Response`` for dependencies,
         the media type parsed again (``GuardMiddleware`` lets only JSON through), the
         telemetry hooks. Without them a create+delete costs 6% fewer instructions
-        (bench/README.md, fourteenth round). None for any other endpoint: FastAPI handles it.
+        (bench/HISTORY.md, fourteenth round). None for any other endpoint: FastAPI handles it.
 
         The functions it borrows are FastAPI's internals, of the version pinned in
         ``pyproject.toml``; ``tests/api/test_direct_handler.py`` holds every answer to the

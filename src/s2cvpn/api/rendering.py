@@ -42,7 +42,7 @@ def encoded_session(row: SessionView, now: datetime, *, read: bool) -> bytes:
     """The session's JSON body. Only ``servicedDuration`` moves with the clock; the rest is
     encoded apart and the clock's part put between. Decoding, rendering and encoding a
     page's twenty rows on every request was more than half of listSessions' CPU in-process
-    (346 us a call, 149-171 since; bench/README.md, fifteenth round).
+    (346 us a call, 149-171 since; bench/HISTORY.md, fifteenth round).
 
     The views that ``SessionReader`` hands out are one per distinct row as read, and are
     read again and again, so their encoding is kept (``_kept_encoding``). A row that a

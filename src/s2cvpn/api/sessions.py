@@ -22,7 +22,7 @@ router = APIRouter(tags=["Sessions"], route_class=AuthorizedRoute)
 
 # createSession's Idempotency-Key is read by hand and declared to the document here, not
 # as a FastAPI ``Header`` parameter: solving that one parameter cost a create about 24 us,
-# as much as validating its body (bench/README.md, twelfth round)
+# as much as validating its body (bench/HISTORY.md, twelfth round)
 IDEMPOTENCY_KEY = "Idempotency-Key"
 _KEY_TEXT = {"type": "string", "minLength": 1, "maxLength": 256}
 IDEMPOTENCY_KEY_PARAMETER = {"name": IDEMPOTENCY_KEY, "in": "header", "required": False, "schema": _KEY_TEXT}

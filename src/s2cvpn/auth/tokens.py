@@ -81,7 +81,7 @@ T = TypeVar("T")
 class _SingleFlight(Generic[T]):
     """One computation per key at a time; who asks for a key while its computation runs
     awaits that one's answer. When a cached answer expires under load, every request in
-    flight asks for it at once: without this, each would compute it (bench/README.md,
+    flight asks for it at once: without this, each would compute it (bench/HISTORY.md,
     fourteenth round)."""
 
     def __init__(self) -> None:

@@ -76,7 +76,7 @@ class NetworkDriver(ABC):
     def blocks(self) -> bool:
         """Whether a call may wait on the outside world (commands, namespaces, a controller).
         A driver whose calls take microseconds says False and is called on the event loop:
-        a hop to a worker thread and back costs more than such a call (bench/README.md)."""
+        a hop to a worker thread and back costs more than such a call (bench/HISTORY.md, fourth round)."""
         return True
 
     @abstractmethod

@@ -16,7 +16,7 @@ event loop, and there a job waits its turn (and, on SQLite, its turn for the wri
 alongside every API request in flight: the worker keeps pace with the API only with as
 many jobs in hand as the API has requests (``JOBS_IN_FLIGHT``). With 8, 64 connections of
 create+delete queued work faster than the embedded worker ran it; in 10 s the sessions
-deleted but not yet torn down held every pool slot and creates failed (bench/README.md,
+deleted but not yet torn down held every pool slot and creates failed (bench/HISTORY.md,
 seventh round).
 
 Graceful stop (SIGTERM): no new job is started; the job in hand finishes (within
@@ -62,6 +62,7 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._http: aiohttp.ClientSession | None = None
         self._purged_at = float("-inf")  # monotonic seconds
+        self._sink_health = notifications.SinkHealth()
         self.concurrency = BLOCKING_DRIVER_JOBS if ctx.driver.blocks else JOBS_IN_FLIGHT
 
     async def start(self) -> None:
@@ -226,7 +227,7 @@ class Worker:
 
     async def _notifications(self) -> None:
         assert self._http is not None
-        sent = await notifications.deliver_due(self.ctx, self._http)
+        sent = await notifications.deliver_due(self.ctx, self._http, self._sink_health)
         if not sent:
             await self._sleep(min(self.ctx.settings.worker_poll_seconds, 0.25))
 

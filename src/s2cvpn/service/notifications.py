@@ -4,10 +4,12 @@ the change, delivered at least once with exponential backoff, stopped by a 410."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +34,9 @@ DELIVERY_CONCURRENCY = 16  # sinks posted to at once by one worker
 LEASE_TIMEOUTS = 3
 MAX_REPLY_BYTES = 65536  # a sink's reply read to keep its connection open
 TOKEN_EXPIRED = "token expired"  # the outcome of an event whose sink's access token has expired: given up
+_NOT_THE_SINKS = ("410", "refused", TOKEN_EXPIRED)  # outcomes that end an event's delivery, and say nothing of its sink's health
+SINK_FAILING = "sink failing: "  # before the outcome of an event not posted, as its sink's last post failed
+SINKS_REMEMBERED = 10_000  # failing sinks a worker keeps in mind (``SinkHealth``); the longest-failing are forgotten first
 
 
 def final_figures(row: StatusOf, now: datetime) -> dict[str, Any]:
@@ -83,13 +88,57 @@ def backoff(ctx: ServiceContext, attempts: int) -> timedelta:
     return timedelta(seconds=min(ctx.settings.notify_backoff_seconds * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS))
 
 
-async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, *, limit: int = 50) -> int:
+@dataclass(frozen=True, slots=True)
+class SinkFailure:
+    tries: int  # failed tries in a row
+    retry_at: datetime  # not tried again before
+    outcome: str  # the last try's
+
+
+class SinkHealth:
+    """A circuit breaker per sink, as one worker saw it. A sink whose post failed is not
+    posted to again before its own backoff has passed (doubling with each failed try in a
+    row): its events that come due meanwhile fail as its last post did, without a post
+    (an attempt counted, tried again after their own backoff and not before the sink's
+    next try). Then the sink is tried one post at a time until one gets through.
+
+    Why: every tenant's events share a worker's claims and its posting slots. A tenant
+    whose sink hangs had each of its events take a slot for a whole timeout, oldest first,
+    so the events of every other tenant waited behind all of them: with a few hundred
+    sessions, for minutes, and, once its retries came due faster than the slots could try
+    them, for ever. Now such a sink costs one post per backoff."""
+
+    def __init__(self) -> None:
+        self._failing: dict[str, SinkFailure] = {}
+
+    def failure(self, sink: str) -> SinkFailure | None:
+        return self._failing.get(sink)
+
+    def posted(self, ctx: ServiceContext, sink: str, outcome: str, now: datetime) -> None:
+        """What a post to ``sink`` in the round that began at ``now`` says of the sink."""
+        if outcome.startswith("2"):
+            self._failing.pop(sink, None)
+        elif outcome not in _NOT_THE_SINKS:
+            self._failed(ctx, sink, outcome, now)
+
+    def _failed(self, ctx: ServiceContext, sink: str, outcome: str, now: datetime) -> None:
+        failure = self._failing.get(sink)
+        if failure is not None and failure.retry_at > now:
+            return  # another post of the same round failed first: one try
+        tries = self._failing.pop(sink).tries + 1 if failure is not None else 1
+        self._failing[sink] = SinkFailure(tries, now + backoff(ctx, tries), outcome)  # (re)inserted last: the oldest go first
+        if len(self._failing) > SINKS_REMEMBERED:
+            del self._failing[next(iter(self._failing))]
+
+
+async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, health: SinkHealth, *, limit: int = 50) -> int:
     """Send every due event once; returns how many it claimed.
 
     Sessions are served side by side (one slow sink must not hold up the others), the
     events of one session one after the other, in the order they were written: a failed
     one that will be tried again holds back the rest of its session (``events._DUE`` keeps
-    them back in later claims too). The outcomes are written together once all are known:
+    them back in later claims too). A sink whose post failed is not posted to again before
+    its next try (``SinkHealth``). The outcomes are written together once all are known:
     one transaction for the batch, not one per event (a crash before it sends them again:
     delivery is at least once).
     """
@@ -110,21 +159,27 @@ async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, *, lim
     for event in due:
         by_session.setdefault(event.session_id, []).append(event)
     in_flight = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+    one_at_a_time = {sink: asyncio.Lock() for sink in {event.sink for event in due} if health.failure(sink)}
     outcomes: list[tuple[DueEvent, str]] = []
 
     async def deliver_in_order(events: list[DueEvent]) -> None:
         for event in events:
-            async with in_flight:
+            async with one_at_a_time.get(event.sink) or contextlib.nullcontext(), in_flight:
                 if time.monotonic() > last_start:
                     return
-                outcome = await _send(ctx, client, event, now)
+                failure = health.failure(event.sink)
+                if failure is None or failure.retry_at <= now:
+                    outcome = await _send(ctx, client, event, now)
+                    health.posted(ctx, event.sink, outcome, now)
+                else:
+                    outcome = SINK_FAILING + failure.outcome
             outcomes.append((event, outcome))
             if outcome == "410" or _tried_again(ctx, event, outcome):
                 return  # the rest are dropped with the session (410), or go after this one
 
     await asyncio.gather(*(deliver_in_order(events) for events in by_session.values()))
-    posted = {event.event_id for event, _outcome in outcomes}
-    await _record(ctx, outcomes, unposted=[event for event in due if event.event_id not in posted])
+    settled = {event.event_id for event, _outcome in outcomes}
+    await _record(ctx, health, outcomes, unposted=[event for event in due if event.event_id not in settled])
     return len(due)
 
 
@@ -132,13 +187,13 @@ def _tried_again(ctx: ServiceContext, event: DueEvent, outcome: str) -> bool:
     """Whether a post that did not deliver is repeated: not once the sink answered 410, was
     refused or its token expired, nor once the event's attempts are spent."""
     delivered = outcome.startswith("2")
-    return not delivered and outcome not in ("410", "refused", TOKEN_EXPIRED) and event.attempts < ctx.settings.notify_max_attempts
+    return not delivered and outcome not in _NOT_THE_SINKS and event.attempts < ctx.settings.notify_max_attempts
 
 
-async def _record(ctx: ServiceContext, outcomes: list[tuple[DueEvent, str]], *, unposted: list[DueEvent]) -> None:
-    """Each event delivered, given up, or due again after its backoff; a sink that answered
-    410 gets nothing more: its session is marked and its pending events dropped. The events
-    not posted go back as they were."""
+async def _record(ctx: ServiceContext, health: SinkHealth, outcomes: list[tuple[DueEvent, str]], *, unposted: list[DueEvent]) -> None:
+    """Each event delivered, given up, or due again after its backoff (and not before its
+    sink's next try); a sink that answered 410 gets nothing more: its session is marked and
+    its pending events dropped. The events not posted go back as they were."""
     now = ctx.clock.now()
     gone = sorted({event.session_id for event, outcome in outcomes if outcome == "410"})
     done: dict[str, str] = {}
@@ -149,7 +204,9 @@ async def _record(ctx: ServiceContext, outcomes: list[tuple[DueEvent, str]], *, 
         elif outcome == "410":
             done[event.event_id] = "gone"
         elif _tried_again(ctx, event, outcome):
-            retries.append((event, now + backoff(ctx, event.attempts), outcome))
+            failure = health.failure(event.sink)
+            at = now + backoff(ctx, event.attempts)
+            retries.append((event, max(at, failure.retry_at) if failure else at, outcome))
         else:
             done[event.event_id] = f"gave up: {outcome}"
             log.warning("notification %s for session %s abandoned: %s", event.event_id, event.session_id, outcome)

@@ -197,7 +197,7 @@ async def purge_due(ctx: ServiceContext) -> int:
     On the driver's path, as every write the worker makes under load: on SQLite an ORM
     transaction holds the database's one write lock for as long as its thread takes to
     answer, several turns of a busy event loop, and every write of the API waited for it
-    (``bench/README.md``, sixteenth round). Sessions go in batches, each its own transaction."""
+    (``bench/HISTORY.md``, sixteenth round). Sessions go in batches, each its own transaction."""
     now = ctx.clock.now()
     purged = 0
     while True:

@@ -4,7 +4,7 @@ the HTTP client that calls them.
 
 The client is aiohttp's: posting a notification with httpx cost 0.8 ms of CPU alone and
 1.7 ms with 16 in flight (httpcore's pool polls every pooled socket whenever a request
-starts or ends), against 0.12-0.18 ms with aiohttp (bench/README.md, seventeenth round);
+starts or ends), against 0.12-0.18 ms with aiohttp (bench/HISTORY.md, seventeenth round);
 at a few hundred events a second that was most of the service's CPU."""
 
 from __future__ import annotations

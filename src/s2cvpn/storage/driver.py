@@ -77,7 +77,7 @@ class Sql:
     Both renderings number the parameters in order of first use (``$1`` on asyncpg, ``?1``
     on sqlite3), and both drivers are given their values as a list in that order: sqlite3
     binds a list by position, and a dict by looking up each name, a cost on every
-    statement (bench/README.md, fourteenth round).
+    statement (bench/HISTORY.md, fourteenth round).
 
     A ``{lock}`` in the text becomes ``lock`` on PostgreSQL (``FOR UPDATE``, ``FOR UPDATE
     SKIP LOCKED``) and nothing on SQLite, which has one writer at a time and no row locks.
@@ -457,7 +457,7 @@ class CommitGroupMember:
     """One transaction of a commit group: ``async with database.transaction() as tx``
     (``SqliteDatabase.transaction``). A class rather than an ``asynccontextmanager``: every
     write on the hot path enters one, and the generator machinery was 12% of the
-    instructions of a transaction of one SELECT (bench/README.md, thirteenth round)."""
+    instructions of a transaction of one SELECT (bench/HISTORY.md, thirteenth round)."""
 
     __slots__ = ("_database", "_group")
 
@@ -489,7 +489,7 @@ class SqliteDatabase(Database):
         self._connection.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
         # each transaction of a commit group runs in a SAVEPOINT, whose journal (the pages it
         # changed, as they were) SQLite keeps in a temporary file by default: in memory, a
-        # create+delete's statements took 15-20% less time (bench/README.md, twelfth round)
+        # create+delete's statements took 15-20% less time (bench/HISTORY.md, twelfth round)
         self._connection.execute("PRAGMA temp_store=MEMORY")
         self._one_at_a_time = asyncio.Lock()
         self._group: CommitGroup | None = None

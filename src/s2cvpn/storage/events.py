@@ -135,7 +135,7 @@ class DueEvent(NamedTuple):
 # one writer at a time), and takes the due events of those sessions alone: two workers
 # claiming at once never split a session between them. The first events are taken by due
 # time alone, the order of its index: sorting every due event by (due, written) made a
-# backlog of 40,000 cost 80-136 ms a claim, against 3-4 ms so (bench/README.md)
+# backlog of 40,000 cost 80-136 ms a claim, against 3-4 ms so (bench/HISTORY.md, eighteenth round)
 _CLAIM = Sql(
     "UPDATE events SET locked_until = :until, attempts = attempts + 1 WHERE event_id IN ("
     f"SELECT event_id FROM events WHERE {_DUE} AND session_id IN ("

@@ -69,7 +69,7 @@ class LoadReader:
     is as good a hint as its own. An attempt after a lost race waits for a read that begins
     after it (``coalescing``), so it plans on figures newer than the ones that failed it.
     With 64 connections of create+delete, PostgreSQL ran one load read for about thirty
-    creates (bench/README.md, tenth round)."""
+    creates (bench/HISTORY.md, tenth round)."""
 
     def __init__(self, database: Database) -> None:
         self._database = database

@@ -8,7 +8,7 @@ processing) cost about 1 ms of CPU per request, ten times the rest of the reques
 
 On PostgreSQL, getSession's reads are coalesced (``coalescing``): the reads that arrive
 while a query is in flight go together in the next one (``session_id = ANY(..)``).
-getSession went from 39% of the bare endpoint's rate to 61% (bench/README.md, seventh
+getSession went from 39% of the bare endpoint's rate to 61% (bench/HISTORY.md, seventh
 round). On SQLite a read is a call on the event loop that takes microseconds, with
 nothing to wait for and nothing to share.
 """
