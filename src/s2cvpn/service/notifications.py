@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
+from prometheus_client import Gauge
 
 from s2cvpn.domain.session import Status, serviced_hours
 from s2cvpn.errors import InvalidArgument
@@ -35,8 +36,9 @@ LEASE_TIMEOUTS = 3
 MAX_REPLY_BYTES = 65536  # a sink's reply read to keep its connection open
 TOKEN_EXPIRED = "token expired"  # the outcome of an event whose sink's access token has expired: given up
 _NOT_THE_SINKS = ("410", "refused", TOKEN_EXPIRED)  # outcomes that end an event's delivery, and say nothing of its sink's health
+SINKS_FAILING = Gauge("s2cvpn_sinks_failing", "Sinks this process's worker posts nothing to until their next try, after a failed post")
 SINK_FAILING = "sink failing: "  # before the outcome of an event not posted, as its sink's last post failed
-SINKS_REMEMBERED = 10_000  # failing sinks a worker keeps in mind (``SinkHealth``); the longest-failing are forgotten first
+SINKS_REMEMBERED = 10_000  # failing sinks a worker keeps in mind (``SinkHealth``); those that failed least lately go first
 
 
 def final_figures(row: StatusOf, now: datetime) -> dict[str, Any]:
@@ -120,6 +122,7 @@ class SinkHealth:
             self._failing.pop(sink, None)
         elif outcome not in _NOT_THE_SINKS:
             self._failed(ctx, sink, outcome, now)
+        SINKS_FAILING.set(len(self._failing))
 
     def _failed(self, ctx: ServiceContext, sink: str, outcome: str, now: datetime) -> None:
         failure = self._failing.get(sink)
