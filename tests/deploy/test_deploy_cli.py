@@ -170,13 +170,33 @@ def test_serve_command_comes_up_ready(name: str, argv: list[str], service_env: d
     assert returncode in (0, -signal.SIGTERM), (tmp_path / "serve.log").read_text()
 
 
+def _worker_commands() -> list[tuple[str, list[str]]]:
+    return [(where, argv) for where, argv in command_lines() if argv[0] == "worker"]
+
+
 @needs_cli
-def test_worker_runs_until_stopped(service_env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("where,argv", _worker_commands(), ids=[w for w, _ in _worker_commands()])
+def test_worker_command_runs_until_stopped_and_serves_its_metrics(
+    where: str, argv: list[str], service_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The worker of the compose file and of the Kubernetes manifest, on a free port: its
+    notification and job metrics are what Prometheus scrapes from it."""
+    port = _free_port()
+    argv = list(argv)
+    argv[argv.index("--metrics-host") + 1] = "127.0.0.1"
+    argv[argv.index("--metrics-port") + 1] = str(port)
     log = (tmp_path / "worker.log").open("wb")
-    process = subprocess.Popen([str(CLI), "worker"], env=service_env, cwd=tmp_path, stdout=log,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen([str(CLI), *argv], env=service_env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     try:
-        time.sleep(2)
+        deadline, body = time.monotonic() + READY_TIMEOUT, b""
+        while time.monotonic() < deadline and b"s2cvpn_sinks_failing" not in body:
+            assert process.poll() is None, f"worker exited:\n{(tmp_path / 'worker.log').read_text()}"
+            try:
+                body = _get(f"http://127.0.0.1:{port}/metrics")[1]
+            except OSError:
+                time.sleep(0.2)
+        assert b"# TYPE s2cvpn_sinks_failing gauge" in body, body[-2000:]
+        assert b"# TYPE s2cvpn_notifications_total counter" in body
         assert process.poll() is None, f"worker exited:\n{(tmp_path / 'worker.log').read_text()}"
     finally:
         returncode = _stop(process)

@@ -72,7 +72,9 @@ def test_commands(compose: dict[str, Any]) -> None:
     assert api[0] == "serve" and "--no-worker" in api
     assert api[api.index("--host") + 1] == "0.0.0.0" and api[api.index("--port") + 1] == "8080"
     assert services["api"]["deploy"]["replicas"] == 2
-    assert services["worker"]["command"] == ["worker"]
+    worker = services["worker"]["command"]
+    assert worker[0] == "worker" and worker[worker.index("--metrics-port") + 1] == "9090"
+    assert "ports" not in services["worker"], "the worker's metrics are for the compose network only"
     assert services["worker"].get("deploy", {}).get("replicas", 1) == 1
 
 

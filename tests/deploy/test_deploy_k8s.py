@@ -109,7 +109,13 @@ def test_api_deployment(docs: Docs) -> None:
 
 
 def test_worker_and_migrate_commands(docs: Docs) -> None:
-    assert _container(find(docs, "Deployment", "s2cvpn-worker"))["args"] == ["worker"]
+    worker = find(docs, "Deployment", "s2cvpn-worker")
+    container = _container(worker)
+    assert container["args"][0] == "worker"
+    port = int(container["args"][container["args"].index("--metrics-port") + 1])
+    assert container["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+    annotations = worker["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
     job = find(docs, "Job", "s2cvpn-migrate")
     assert _container(job)["args"] == ["migrate"]
     assert _pod(job)["restartPolicy"] in ("OnFailure", "Never")
