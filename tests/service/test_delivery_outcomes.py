@@ -8,6 +8,7 @@ session, which go back unposted, their attempt not counted, due with that retry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -93,29 +94,54 @@ def test_a_round_posts_no_event_that_could_outlast_its_lease(fresh_database_url:
     the lease's first timeout; the events left go back unposted, their attempt not counted,
     and the next round posts them."""
     settings = Settings(database_url=fresh_database_url, notify_timeout_seconds=1.0, sink_allow_private=True)
-    with Sink(delay=0.8) as slow:
+    with contextlib.ExitStack() as stack:
+        slow = [stack.enter_context(Sink(delay=0.8)) for _ in range(5)]  # enough sinks to fill every posting slot
 
-        async def scenario() -> tuple[int, list[tuple[int, bool]], int]:
+        def received() -> list[str]:
+            return [event["body"]["id"] for sink in slow for event in sink.received]
+
+        async def scenario() -> tuple[int, list[tuple[int, bool]], list[str]]:
             clock = FakeClock()
             async with open_context(settings, clock=clock) as ctx, sinks.open_client(allow_private=True) as client:
                 async with ctx.database.transaction() as tx:
                     for n in range(50):
                         await event_store.add_event(
-                            tx, event_id=f"e-{n:02d}", row=status_of(f"s-{n:02d}"), sink=f"{slow.url}/hook", access_token=None,
+                            tx, event_id=f"e-{n:02d}", row=status_of(f"s-{n:02d}"), sink=f"{slow[n % 5].url}/hook", access_token=None,
                             access_token_expires_at=None, now=clock.now(),
                         )
                 assert await notifications.deliver_due(ctx, client, notifications.SinkHealth()) == 50
-                first_round = len(slow.received)
+                first_round = len(received())
                 async with ctx.db() as db:
                     left = [(row.attempts, row.locked_until is None) for row in (await db.scalars(select(EventRow))).all() if row.next_attempt_at]
                 await notifications.deliver_due(ctx, client, notifications.SinkHealth())
-                return first_round, left, len(slow.received)
+                return first_round, left, received()
 
         first_round, left, in_all = asyncio.run(scenario())
     assert first_round == 2 * notifications.DELIVERY_CONCURRENCY  # two waves began within the first second
     assert left == [(0, True)] * (50 - first_round)
-    assert in_all == 50
-    assert len({event["body"]["id"] for event in slow.received}) == 50
+    assert sorted(in_all) == [f"e-{n:02d}" for n in range(50)]
+
+
+def test_a_slow_sink_takes_no_more_than_its_share_of_the_posting_slots(fresh_database_url: str) -> None:
+    """One consumer's sink answers slowly and has 45 events due; another's answers at once
+    and has 5, written after them. Before, the slow sink's events took every posting slot,
+    wave after wave, and the others' waited behind them past the round's last start. Now
+    each sink with events in the round has an equal share of the slots (half, here), and
+    the others' go at once."""
+    settings = Settings(database_url=fresh_database_url, notify_timeout_seconds=1.0, sink_allow_private=True)
+    with Sink(delay=0.6) as slow, Sink() as fast:
+
+        async def scenario() -> None:
+            clock = FakeClock()
+            start = clock.now()
+            async with open_context(settings, clock=clock) as ctx, sinks.open_client(allow_private=True) as client:
+                await _queue(ctx, [(f"slow-{n:02d}", f"s-slow-{n:02d}", f"{slow.url}/hook", start - timedelta(seconds=100 - n)) for n in range(45)])
+                await _queue(ctx, [(f"fast-{n}", f"s-fast-{n}", f"{fast.url}/hook", start - timedelta(seconds=10 - n)) for n in range(5)])
+                assert await notifications.deliver_due(ctx, client, notifications.SinkHealth()) == 50
+
+        asyncio.run(scenario())
+        assert sorted(event["body"]["id"] for event in fast.received) == [f"fast-{n}" for n in range(5)]
+        assert slow.most_in_flight == notifications.DELIVERY_CONCURRENCY // 2
 
 
 def test_an_event_whose_sink_token_expired_is_not_sent(fresh_database_url: str) -> None:
@@ -196,13 +222,13 @@ def test_a_sink_that_hangs_holds_back_only_its_own_events(fresh_database_url: st
                 await notifications.deliver_due(ctx, client, health)
                 assert sorted(event["body"]["id"] for event in fine.received) == [f"f-{n}" for n in range(5)]
                 await rounds_until_none_due()
-                assert hung.arrived == notifications.DELIVERY_CONCURRENCY
+                assert hung.arrived == notifications.DELIVERY_CONCURRENCY // 2  # its share: the other sink had events too
                 # each of its events counts one attempt, those of the wave as posted, and all wait for its next try
                 assert {event[:2] for event in await hung_events()} == {(1, start + backoff)}
 
                 clock.moment = start + backoff  # its next try: one post, which hangs too
                 await rounds_until_none_due()
-                assert hung.arrived == notifications.DELIVERY_CONCURRENCY + 1
+                assert hung.arrived == notifications.DELIVERY_CONCURRENCY // 2 + 1
                 assert {event[:2] for event in await hung_events()} == {(2, start + 3 * backoff)}  # the backoff doubled
 
                 hung.delay = 0.0  # it answers again

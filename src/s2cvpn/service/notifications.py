@@ -4,7 +4,6 @@ the change, delivered at least once with exponential backoff, stopped by a 410."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -29,7 +28,12 @@ from s2cvpn.storage.session_store import SessionRecord
 log = logging.getLogger(__name__)
 EVENT_TYPE = "org.camaraproject.site-to-cloud-vpn.v0.session-status-changed"
 MAX_BACKOFF_SECONDS = 300.0
-DELIVERY_CONCURRENCY = 16  # sinks posted to at once by one worker
+DELIVERY_CONCURRENCY = 16  # posts in flight at once from one worker
+# posts in flight at once to one sink in a round: every slot when its events are alone, an
+# equal share when other sinks have events too, and never fewer than this; so a sink that
+# answers slowly takes no more than its share of the slots every consumer's events share
+# (a sink that failed has one: ``SinkHealth``)
+SINK_SHARE_MIN = 4
 # a claim's lease, in post timeouts: its posts begin within the first, the last of them
 # ends by the end of the second, and the outcomes are written in the third
 LEASE_TIMEOUTS = 3
@@ -162,12 +166,14 @@ async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, health
     for event in due:
         by_session.setdefault(event.session_id, []).append(event)
     in_flight = asyncio.Semaphore(DELIVERY_CONCURRENCY)
-    one_at_a_time = {sink: asyncio.Lock() for sink in {event.sink for event in due} if health.failure(sink)}
+    sinks_due = {event.sink for event in due}
+    share = max(SINK_SHARE_MIN, DELIVERY_CONCURRENCY // len(sinks_due))
+    per_sink = {sink: asyncio.Semaphore(1 if health.failure(sink) else share) for sink in sinks_due}
     outcomes: list[tuple[DueEvent, str]] = []
 
     async def deliver_in_order(events: list[DueEvent]) -> None:
         for event in events:
-            async with one_at_a_time.get(event.sink) or contextlib.nullcontext(), in_flight:
+            async with per_sink[event.sink], in_flight:
                 if time.monotonic() > last_start:
                     return
                 failure = health.failure(event.sink)
