@@ -174,14 +174,14 @@ async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, health
     async def deliver_in_order(events: list[DueEvent]) -> None:
         for event in events:
             async with per_sink[event.sink], in_flight:
-                if time.monotonic() > last_start:
-                    return
                 failure = health.failure(event.sink)
-                if failure is None or failure.retry_at <= now:
+                if failure is not None and now < failure.retry_at:  # no post: nothing to outlast the lease
+                    outcome = SINK_FAILING + failure.outcome
+                elif time.monotonic() > last_start:
+                    return
+                else:
                     outcome = await _send(ctx, client, event, now)
                     health.posted(ctx, event.sink, outcome, now)
-                else:
-                    outcome = SINK_FAILING + failure.outcome
             outcomes.append((event, outcome))
             if outcome == "410" or _tried_again(ctx, event, outcome):
                 return  # the rest are dropped with the session (410), or go after this one
