@@ -144,8 +144,9 @@ async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, health
     Sessions are served side by side (one slow sink must not hold up the others), the
     events of one session one after the other, in the order they were written: a failed
     one that will be tried again holds back the rest of its session (``events._DUE`` keeps
-    them back in later claims too). A sink whose post failed is not posted to again before
-    its next try (``SinkHealth``). The outcomes are written together once all are known:
+    them back in later claims too). When several sinks have events, each has an equal share
+    of the posting slots; a sink whose post failed is not posted to again before its next
+    try (``SinkHealth``). The outcomes are written together once all are known:
     one transaction for the batch, not one per event (a crash before it sends them again:
     delivery is at least once).
     """
