@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.support.payloads import session_request
-from tests.support.servers import ServerProcess
+from tests.support.servers import ApiClient, ServerProcess, register_client
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 STATEFUL_STEPS = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "10"))
@@ -108,23 +108,47 @@ def test_operation_conforms(api_schema: Any, operation_id: str, mode: Generation
     assert calls, "schemathesis generated no case"
 
 
-def test_stateful_links(api_schema: Any) -> None:
+def test_stateful_links(api_schema: Any, fuzz_target: tuple[ServerProcess, str]) -> None:
     machine = api_schema.as_state_machine()
     outcomes: list[tuple[str, int]] = []
+    server, _token = fuzz_target
 
     class Machine(machine):  # type: ignore[misc, valid-type]
+        """Each sequence starts on the same state: its own new API client (so listSessions
+        starts empty), each session it creates waited for until AVAILABLE (so what the
+        next step is answered does not depend on the worker's timing), and those sessions
+        deleted at its end (so capacity does not pile up). Hypothesis runs some sequences
+        again and stops with FlakyStrategyDefinition when one takes other steps."""
+
+        def setup(self) -> None:
+            client_id, secret = register_client(server.database_url, f"fuzz-{uuid.uuid4().hex[:8]}")
+            self.api = ApiClient(server.url, server.token(client_id, secret), client_id)
+            self.created: list[str] = []
+
         def before_call(self, case: Any) -> None:
             """Random addresses are not on the demo network: create on served ones, so the
             sequences reach 201 and follow the links (bodies are fuzzed per operation above)."""
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {self.api.token}"}
             if case.operation.label == "POST /site-to-cloud-vpn/v0.1/sessions":
                 case.body = session_request()
-                case.headers = {**(case.headers or {}), "Content-Type": "application/json"}
+                case.headers["Content-Type"] = "application/json"
                 case.media_type = "application/json"
+
+        def after_call(self, response: Any, case: Any) -> None:
+            if case.operation.label == "POST /site-to-cloud-vpn/v0.1/sessions" and response.status_code == 201:
+                self.created.append(response.json()["sessionId"])
+                self.api.wait_status(self.created[-1], "AVAILABLE")
 
         def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
             EXECUTED.append(1)
             outcomes.append((case.operation.label, response.status_code))
             case.validate_response(response, checks=CHECKS)
+
+        def teardown(self) -> None:
+            for session_id in self.created:
+                self.api.delete(f"/sessions/{session_id}")
+            self.api.close()
+            super().teardown()
 
     before = len(EXECUTED)
     run_state_machine_as_test(
