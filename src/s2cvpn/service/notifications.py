@@ -123,19 +123,23 @@ class SinkHealth:
     def posted(self, ctx: ServiceContext, sink: str, outcome: str, now: datetime) -> None:
         """What a post to ``sink`` in the round that began at ``now`` says of the sink."""
         if outcome.startswith("2"):
-            self._failing.pop(sink, None)
-        elif outcome not in _NOT_THE_SINKS:
-            self._failed(ctx, sink, outcome, now)
-        SINKS_FAILING.set(len(self._failing))
+            changed = self._failing.pop(sink, None) is not None  # on every delivery; rarely a change
+        else:
+            changed = outcome not in _NOT_THE_SINKS and self._failed(ctx, sink, outcome, now)
+        if changed:
+            SINKS_FAILING.set(len(self._failing))
 
-    def _failed(self, ctx: ServiceContext, sink: str, outcome: str, now: datetime) -> None:
+    def _failed(self, ctx: ServiceContext, sink: str, outcome: str, now: datetime) -> bool:
+        """Count a failed try; False when another post of the same round failed first (one try)."""
         failure = self._failing.get(sink)
         if failure is not None and failure.retry_at > now:
-            return  # another post of the same round failed first: one try
-        tries = self._failing.pop(sink).tries + 1 if failure is not None else 1
-        self._failing[sink] = SinkFailure(tries, now + backoff(ctx, tries), outcome)  # (re)inserted last: the oldest go first
+            return False
+        tries = failure.tries + 1 if failure is not None else 1
+        self._failing.pop(sink, None)  # (re)inserted last: the ones that failed least lately go first
+        self._failing[sink] = SinkFailure(tries, now + backoff(ctx, tries), outcome)
         if len(self._failing) > SINKS_REMEMBERED:
             del self._failing[next(iter(self._failing))]
+        return True
 
 
 async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, health: SinkHealth, *, limit: int = 50) -> int:
