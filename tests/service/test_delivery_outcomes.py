@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,6 +18,7 @@ from sqlalchemy import select
 
 from s2cvpn.bootstrap import open_context
 from s2cvpn.config import Settings
+from s2cvpn.jobs.worker import Worker
 from s2cvpn.service import notifications, sinks
 from s2cvpn.storage import events as event_store
 from s2cvpn.storage import session_store
@@ -59,7 +62,7 @@ def test_a_batch_ends_as_its_sinks_answered(fresh_database_url: str) -> None:
                             access_token_expires_at=None, now=now - timedelta(seconds=age + 1),
                         )
                         await tx.execute(_ATTEMPTED, attempts=attempts, event=event_id)
-                sent = await notifications.deliver_due(ctx, client, notifications.SinkHealth())
+                sent = await notifications.deliver_due(ctx, client, notifications.PostingSlots())
                 async with ctx.db() as db:
                     events = {
                         row.event_id: (row.outcome, row.next_attempt_at, row.delivered_at is not None, row.attempts)
@@ -109,11 +112,11 @@ def test_a_round_posts_no_event_that_could_outlast_its_lease(fresh_database_url:
                             tx, event_id=f"e-{n:02d}", row=status_of(f"s-{n:02d}"), sink=f"{slow[n % 5].url}/hook", access_token=None,
                             access_token_expires_at=None, now=clock.now(),
                         )
-                assert await notifications.deliver_due(ctx, client, notifications.SinkHealth()) == 50
+                assert await notifications.deliver_due(ctx, client, notifications.PostingSlots()) == 50
                 first_round = len(received())
                 async with ctx.db() as db:
                     left = [(row.attempts, row.locked_until is None) for row in (await db.scalars(select(EventRow))).all() if row.next_attempt_at]
-                await notifications.deliver_due(ctx, client, notifications.SinkHealth())
+                await notifications.deliver_due(ctx, client, notifications.PostingSlots())
                 return first_round, left, received()
 
         first_round, left, in_all = asyncio.run(scenario())
@@ -137,7 +140,7 @@ def test_a_slow_sink_takes_no_more_than_its_share_of_the_posting_slots(fresh_dat
             async with open_context(settings, clock=clock) as ctx, sinks.open_client(allow_private=True) as client:
                 await _queue(ctx, [(f"slow-{n:02d}", f"s-slow-{n:02d}", f"{slow.url}/hook", start - timedelta(seconds=100 - n)) for n in range(45)])
                 await _queue(ctx, [(f"fast-{n}", f"s-fast-{n}", f"{fast.url}/hook", start - timedelta(seconds=10 - n)) for n in range(5)])
-                assert await notifications.deliver_due(ctx, client, notifications.SinkHealth()) == 50
+                assert await notifications.deliver_due(ctx, client, notifications.PostingSlots()) == 50
 
         asyncio.run(scenario())
         assert sorted(event["body"]["id"] for event in fast.received) == [f"fast-{n}" for n in range(5)]
@@ -166,7 +169,7 @@ def test_an_event_whose_sink_token_expired_is_not_sent(fresh_database_url: str) 
                             tx, event_id=event_id, row=status_of(session_id), sink=f"{sink.url}/hook", access_token=token,
                             access_token_expires_at=expires, now=now - timedelta(seconds=len(event_id)),
                         )
-                assert await notifications.deliver_due(ctx, client, notifications.SinkHealth()) == 3
+                assert await notifications.deliver_due(ctx, client, notifications.PostingSlots()) == 3
                 async with ctx.db() as db:
                     return {row.event_id: (row.outcome, row.attempts) for row in (await db.scalars(select(EventRow))).all() if not row.next_attempt_at}
 
@@ -204,11 +207,11 @@ def test_a_sink_that_hangs_holds_back_only_its_own_events(fresh_database_url: st
         async def scenario() -> None:
             clock = FakeClock()
             start = clock.now()
-            health = notifications.SinkHealth()
+            slots = notifications.PostingSlots()
             async with open_context(settings, clock=clock) as ctx, sinks.open_client(allow_private=True) as client:
 
                 async def rounds_until_none_due() -> None:
-                    while await notifications.deliver_due(ctx, client, health):
+                    while await notifications.deliver_due(ctx, client, slots):
                         pass
 
                 async def hung_events() -> set[tuple[int, datetime | None, str | None]]:
@@ -218,8 +221,8 @@ def test_a_sink_that_hangs_holds_back_only_its_own_events(fresh_database_url: st
                 await _queue(ctx, [(f"h-{n:02d}", f"s-h-{n:02d}", f"{hung.url}/hook", start - timedelta(seconds=100 - n)) for n in range(40)])
                 await _queue(ctx, [(f"f-{n}", f"s-f-{n}", f"{fine.url}/hook", start - timedelta(seconds=10 - n)) for n in range(5)])
 
-                await notifications.deliver_due(ctx, client, health)  # a wave of posts to the hung sink fails
-                await notifications.deliver_due(ctx, client, health)
+                await notifications.deliver_due(ctx, client, slots)  # a wave of posts to the hung sink fails
+                await notifications.deliver_due(ctx, client, slots)
                 assert sorted(event["body"]["id"] for event in fine.received) == [f"f-{n}" for n in range(5)]
                 await rounds_until_none_due()
                 assert hung.arrived == notifications.DELIVERY_CONCURRENCY // 2  # its share: the other sink had events too
@@ -251,9 +254,9 @@ def test_the_events_of_a_failing_sink_count_attempts_without_a_post(fresh_databa
         async def scenario() -> dict[str, tuple[int, datetime | None, str | None]]:
             clock = FakeClock()
             now = clock.now()
-            health = notifications.SinkHealth()
+            slots = notifications.PostingSlots()
             async with open_context(settings, clock=clock) as ctx, sinks.open_client(allow_private=True) as client:
-                health.posted(ctx, f"{failing.url}/hook", "503", now)
+                slots.health.posted(ctx, f"{failing.url}/hook", "503", now)
                 await _queue(ctx, [
                     ("spent", "s-1", f"{failing.url}/hook", now - timedelta(seconds=3)),
                     ("waits", "s-2", f"{failing.url}/hook", now - timedelta(seconds=2)),
@@ -261,7 +264,7 @@ def test_the_events_of_a_failing_sink_count_attempts_without_a_post(fresh_databa
                 ])
                 async with ctx.database.transaction() as tx:
                     await tx.execute(_ATTEMPTED, attempts=MAX_ATTEMPTS - 1, event="spent")
-                assert await notifications.deliver_due(ctx, client, health) == 3
+                assert await notifications.deliver_due(ctx, client, slots) == 3
                 return await _pending(ctx)
 
         events = asyncio.run(scenario())
@@ -273,3 +276,38 @@ def test_the_events_of_a_failing_sink_count_attempts_without_a_post(fresh_databa
     }
     assert failing.arrived == 0
     assert [event["body"]["id"] for event in fine.received] == ["goes"]
+
+
+def test_a_round_waiting_for_a_slow_sink_holds_up_no_other_sinks_events(fresh_database_url: str) -> None:
+    """A round waits for its slowest post. Before, the events of other sinks that came due
+    while a slow sink's posts were in flight waited for the round to end: here 3 s, up to a
+    post timeout. Now the worker begins the next round beside the slow one, and the other
+    sink's event is posted while the slow posts are still in flight."""
+    settings = Settings(database_url=fresh_database_url, notify_timeout_seconds=5.0, sink_allow_private=True)
+    with Sink(delay=3.0) as slow, Sink() as fine:
+
+        async def scenario() -> tuple[float, int]:
+            async with open_context(settings) as ctx:
+                worker = Worker(ctx)
+                await worker.start()
+                try:
+                    await _queue(ctx, [(f"slow-{n}", f"s-slow-{n}", f"{slow.url}/hook", ctx.clock.now()) for n in range(3)])
+                    await _until(lambda: slow.arrived == 3)
+                    queued = time.monotonic()
+                    await _queue(ctx, [("fine", "s-fine", f"{fine.url}/hook", ctx.clock.now())])
+                    await _until(lambda: bool(fine.received))
+                    return time.monotonic() - queued, len(slow.received)
+                finally:
+                    await worker.stop()
+
+        waited, slow_answered = asyncio.run(scenario())
+        assert slow_answered == 0  # the slow posts were still in flight
+        assert waited < 2.0
+        assert sorted(event["body"]["id"] for event in slow.received) == ["slow-0", "slow-1", "slow-2"]  # the stop waited for them
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not within 10 s"
+        await asyncio.sleep(0.02)

@@ -89,7 +89,7 @@ def test_idle_polls_and_passes_do_not_wait_for_the_sqlite_write_lock(tmp_path: P
             writer.execute("BEGIN IMMEDIATE")
             try:
                 return (
-                    await asyncio.wait_for(notifications.deliver_due(ctx, client, notifications.SinkHealth()), timeout=5),
+                    await asyncio.wait_for(notifications.deliver_due(ctx, client, notifications.PostingSlots()), timeout=5),
                     await asyncio.wait_for(provisioning.next_expiry(ctx), timeout=5),
                     await asyncio.wait_for(provisioning.reconcile(ctx), timeout=5),
                     await asyncio.wait_for(measurements.refresh_measurements(ctx), timeout=5),

@@ -214,7 +214,7 @@ def test_0009_events_written_before_it_are_posted_as_they_were_and_back(fresh_da
             async with open_context(settings, clock=clock, migrate_first=False) as ctx, sinks.open_client(allow_private=True) as client:
                 async with ctx.database.transaction() as tx:
                     await events.add_event(tx, event_id="new", row=status_of("s-new"), sink=f"{sink.url}/hook", access_token=None, access_token_expires_at=None, now=clock.now())
-                return await notifications.deliver_due(ctx, client, notifications.SinkHealth())
+                return await notifications.deliver_due(ctx, client, notifications.PostingSlots())
 
         assert asyncio.run(deliver()) == 2
         posted = {event["body"]["id"]: event["body"] for event in sink.received}

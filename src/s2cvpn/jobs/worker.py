@@ -35,6 +35,7 @@ import os
 import socket
 import time
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 from prometheus_client import Counter
@@ -51,6 +52,10 @@ STOP_TIMEOUT_SECONDS = 15.0
 PURGE_EVERY_SECONDS = 1.0  # retention is counted in minutes: no need to sweep after every batch
 BLOCKING_DRIVER_JOBS = 8  # jobs at once when each driver call takes a thread
 JOBS_IN_FLIGHT = 64  # jobs at once when driver calls do not block: as many as API requests in flight
+# a delivery round still running after this (its sinks answer slowly) has the next one
+# begin beside it, while a posting slot is free, up to ROUNDS_IN_FLIGHT rounds
+ROUND_OVERLAP_SECONDS = 0.5
+ROUNDS_IN_FLIGHT = 4
 JOBS = Counter("s2cvpn_jobs", "Jobs run by this process, by outcome", ["kind", "result"])
 
 
@@ -62,7 +67,8 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._http: aiohttp.ClientSession | None = None
         self._purged_at = float("-inf")  # monotonic seconds
-        self._sink_health = notifications.SinkHealth()
+        self._posting = notifications.PostingSlots()
+        self._deliveries: set[asyncio.Task[int]] = set()  # delivery rounds in flight
         self.concurrency = BLOCKING_DRIVER_JOBS if ctx.driver.blocks else JOBS_IN_FLIGHT
 
     async def start(self) -> None:
@@ -79,15 +85,22 @@ class Worker:
         """Graceful: loops finish the job in hand, release the rest, then exit."""
         self._stopping.set()
         self.ctx.work_ready.set()
-        if self._tasks:
-            _done, late = await asyncio.wait(self._tasks, timeout=timeout)
-            for task in late:
-                log.warning("worker loop %s did not stop within %.0fs: cancelled", task.get_name(), timeout)
-                task.cancel()
-            if late:
-                await asyncio.wait(late, timeout=5)
+        deadline = time.monotonic() + timeout
+        for tasks in (self._tasks, self._deliveries):  # the loops first: then no round begins any more
+            if tasks:
+                await self._finish(set(tasks), deadline - time.monotonic())
         if self._http is not None:
             await self._http.close()
+
+    @staticmethod
+    async def _finish(tasks: set[asyncio.Task[Any]], timeout: float) -> None:
+        """Wait for ``tasks`` to end; cancel those still running after ``timeout``."""
+        _done, late = await asyncio.wait(tasks, timeout=max(timeout, 0.0))
+        for task in late:
+            log.warning("worker task %s did not stop in time: cancelled", task.get_name())
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=5)
 
     async def _loop(self, step) -> None:  # type: ignore[no-untyped-def]
         while not self._stopping.is_set():
@@ -226,10 +239,28 @@ class Worker:
             )
 
     async def _notifications(self) -> None:
+        """One delivery round after another. A round waits for its slowest post: one still
+        running after ``ROUND_OVERLAP_SECONDS`` has the next begin beside it once a posting
+        slot is free, so that the events of other sinks that come due meanwhile are not held
+        up behind a slow one until the round ends (up to a post timeout, 5 s by default)."""
         assert self._http is not None
-        sent = await notifications.deliver_due(self.ctx, self._http, self._sink_health)
-        if not sent:
+        delivery = asyncio.create_task(notifications.deliver_due(self.ctx, self._http, self._posting), name="s2cvpn-deliver")
+        self._deliveries.add(delivery)
+        delivery.add_done_callback(self._delivery_ended)
+        await asyncio.wait({delivery}, timeout=ROUND_OVERLAP_SECONDS)
+        while not self._stopping.is_set() and (len(self._deliveries) >= ROUNDS_IN_FLIGHT or (self._deliveries and not self._posting.free())):
+            await asyncio.wait(self._deliveries, timeout=ROUND_OVERLAP_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+        if not delivery.done():
+            return  # the next round begins at once, beside it
+        if delivery.cancelled() or delivery.exception() is not None:
+            await self._sleep(1.0)  # as after any failed step (``_delivery_ended`` logged it)
+        elif not delivery.result():
             await self._sleep(min(self.ctx.settings.worker_poll_seconds, 0.25))
+
+    def _delivery_ended(self, delivery: asyncio.Task[int]) -> None:
+        self._deliveries.discard(delivery)
+        if not delivery.cancelled() and (error := delivery.exception()) is not None:
+            log.error("notification delivery failed", exc_info=error)
 
     async def _reconcile_once(self) -> None:
         try:

@@ -8,6 +8,9 @@ import json
 import logging
 import time
 import uuid
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,11 +31,8 @@ from s2cvpn.storage.session_store import SessionRecord
 log = logging.getLogger(__name__)
 EVENT_TYPE = "org.camaraproject.site-to-cloud-vpn.v0.session-status-changed"
 MAX_BACKOFF_SECONDS = 300.0
-DELIVERY_CONCURRENCY = 16  # posts in flight at once from one worker
-# posts in flight at once to one sink in a round: every slot when its events are alone, an
-# equal share when other sinks have events too, and never fewer than this; so a sink that
-# answers slowly takes no more than its share of the slots every consumer's events share
-# (a sink that failed has one: ``SinkHealth``)
+DELIVERY_CONCURRENCY = 16  # posts in flight at once from one worker, across its rounds
+# the fewest posts one sink may have in flight when other sinks have events too (``PostingSlots``)
 SINK_SHARE_MIN = 4
 # a claim's lease, in post timeouts: its posts begin within the first, the last of them
 # ends by the end of the second, and the outcomes are written in the third
@@ -142,16 +142,94 @@ class SinkHealth:
         return True
 
 
-async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, health: SinkHealth, *, limit: int = 50) -> int:
+class PostingSlots:
+    """The posts one worker has in flight, whichever of its delivery rounds they are of: at
+    most ``DELIVERY_CONCURRENCY`` in all, and to one sink no more than its share. A sink has
+    every slot when it is the only one with events in the rounds in flight, an equal share
+    when other sinks have events there too (never fewer than ``SINK_SHARE_MIN``), and one
+    when its last post failed (``health``). A slot freed goes to the oldest wait that may
+    take it.
+
+    Why shared: a round waits for its slowest post, so the worker begins the next round
+    beside a slow one (``jobs.worker``). Slots of its own per round would give a slow sink
+    whose posts are still in flight another share in each round, until it held them all."""
+
+    def __init__(self) -> None:
+        self.health = SinkHealth()
+        self._posting: Counter[str] = Counter()  # posts in flight, per sink
+        self._in_rounds: Counter[str] = Counter()  # rounds in flight with events of the sink
+        self._waits: deque[tuple[str, asyncio.Future[None]]] = deque()  # oldest first
+        self._waiting: Counter[str] = Counter()  # waits per sink
+
+    def free(self) -> int:
+        return DELIVERY_CONCURRENCY - self._posting.total()
+
+    @contextmanager
+    def round_of(self, sinks_due: set[str]) -> Iterator[None]:
+        """A round with events for ``sinks_due`` is in flight: each of them counts in the shares."""
+        self._in_rounds.update(sinks_due)
+        try:
+            yield
+        finally:
+            self._in_rounds.subtract(sinks_due)
+            self._in_rounds += Counter()  # drops the sinks no round has events for any more
+
+    @asynccontextmanager
+    async def slot(self, sink: str) -> AsyncIterator[None]:
+        """A post to ``sink`` may be in flight while this is held."""
+        if self._waiting[sink] or not self._may_post(sink):
+            await self._wait_for_slot(sink)
+        else:
+            self._posting[sink] += 1
+        try:
+            yield
+        finally:
+            self._posting[sink] -= 1
+            self._hand_on()
+
+    def _may_post(self, sink: str) -> bool:
+        if self._posting.total() >= DELIVERY_CONCURRENCY:
+            return False
+        share = 1 if self.health.failure(sink) else max(SINK_SHARE_MIN, DELIVERY_CONCURRENCY // max(len(self._in_rounds), 1))
+        return self._posting[sink] < share
+
+    async def _wait_for_slot(self, sink: str) -> None:
+        wait: tuple[str, asyncio.Future[None]] = (sink, asyncio.get_running_loop().create_future())
+        self._waits.append(wait)
+        self._waiting[sink] += 1
+        try:
+            await wait[1]
+        except asyncio.CancelledError:
+            if wait[1].done() and not wait[1].cancelled():  # handed a slot just as it was cancelled
+                self._posting[sink] -= 1
+                self._hand_on()
+            raise
+        finally:
+            self._waiting[sink] -= 1
+            with suppress(ValueError):  # (gone already when it was handed a slot)
+                self._waits.remove(wait)
+
+    def _hand_on(self) -> None:
+        """Free slots to the oldest waits that may take them."""
+        for sink, waiting in list(self._waits):
+            if self._posting.total() >= DELIVERY_CONCURRENCY:
+                return
+            if not waiting.done() and self._may_post(sink):
+                self._posting[sink] += 1
+                waiting.set_result(None)
+                self._waits.remove((sink, waiting))
+
+
+async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, slots: PostingSlots, *, limit: int = 50) -> int:
     """Send every due event once; returns how many it claimed.
 
     Sessions are served side by side (one slow sink must not hold up the others), the
     events of one session one after the other, in the order they were written: a failed
     one that will be tried again holds back the rest of its session (``events._DUE`` keeps
-    them back in later claims too). When several sinks have events, each has an equal share
-    of the posting slots; a sink whose post failed is not posted to again before its next
-    try (``SinkHealth``). The outcomes are written together once all are known:
-    one transaction for the batch, not one per event (a crash before it sends them again:
+    them back in later claims too). The posts take the worker's ``slots``; a sink whose post
+    failed is not posted to again before its next try (``SinkHealth``), and its events due
+    meanwhile take no slot. The outcomes are written together once all are known: one
+    transaction for the batch, not one per event (a crash before it sends them again:
     delivery is at least once).
     """
     now = ctx.clock.now()
@@ -170,28 +248,32 @@ async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, health
     by_session: dict[str, list[DueEvent]] = {}
     for event in due:
         by_session.setdefault(event.session_id, []).append(event)
-    in_flight = asyncio.Semaphore(DELIVERY_CONCURRENCY)
-    sinks_due = {event.sink for event in due}
-    share = max(SINK_SHARE_MIN, DELIVERY_CONCURRENCY // len(sinks_due))
-    per_sink = {sink: asyncio.Semaphore(1 if health.failure(sink) else share) for sink in sinks_due}
+    health = slots.health
     outcomes: list[tuple[DueEvent, str]] = []
+
+    def failing(sink: str) -> SinkFailure | None:
+        failure = health.failure(sink)
+        return failure if failure is not None and now < failure.retry_at else None
 
     async def deliver_in_order(events: list[DueEvent]) -> None:
         for event in events:
-            async with per_sink[event.sink], in_flight:
-                failure = health.failure(event.sink)
-                if failure is not None and now < failure.retry_at:  # no post: nothing to outlast the lease
-                    outcome = SINK_FAILING + failure.outcome
-                elif time.monotonic() > last_start:
-                    return
-                else:
-                    outcome = await _send(ctx, client, event, now)
-                    health.posted(ctx, event.sink, outcome, now)
+            failure = failing(event.sink)
+            if failure is None:
+                async with slots.slot(event.sink):
+                    failure = failing(event.sink)  # (the try it waited for may have failed)
+                    if failure is None:
+                        if time.monotonic() > last_start:
+                            return
+                        outcome = await _send(ctx, client, event, now)
+                        health.posted(ctx, event.sink, outcome, now)
+            if failure is not None:  # no post: nothing to outlast the lease
+                outcome = SINK_FAILING + failure.outcome
             outcomes.append((event, outcome))
             if outcome == "410" or _tried_again(ctx, event, outcome):
                 return  # the rest are dropped with the session (410), or go after this one
 
-    await asyncio.gather(*(deliver_in_order(events) for events in by_session.values()))
+    with slots.round_of({event.sink for event in due}):
+        await asyncio.gather(*(deliver_in_order(events) for events in by_session.values()))
     settled = {event.event_id for event, _outcome in outcomes}
     await _record(ctx, health, outcomes, unposted=[event for event in due if event.event_id not in settled])
     return len(due)
