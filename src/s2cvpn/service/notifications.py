@@ -10,7 +10,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -159,7 +159,7 @@ class PostingSlots:
         self._posting: Counter[str] = Counter()  # posts in flight, per sink
         self._in_rounds: Counter[str] = Counter()  # rounds in flight with events of the sink
         self._waits: deque[tuple[str, asyncio.Future[None]]] = deque()  # oldest first
-        self._waiting: Counter[str] = Counter()  # waits per sink
+        self._waiting: Counter[str] = Counter()  # waits not yet handed a slot, per sink
 
     def free(self) -> int:
         return DELIVERY_CONCURRENCY - self._posting.total()
@@ -200,24 +200,25 @@ class PostingSlots:
         try:
             await wait[1]
         except asyncio.CancelledError:
-            if wait[1].done() and not wait[1].cancelled():  # handed a slot just as it was cancelled
+            if wait[1].cancelled():
+                self._waiting[sink] -= 1
+            else:  # handed a slot just as it was cancelled: hand it on
                 self._posting[sink] -= 1
                 self._hand_on()
             raise
         finally:
-            self._waiting[sink] -= 1
-            with suppress(ValueError):  # (gone already when it was handed a slot)
-                self._waits.remove(wait)
+            self._waits.remove(wait)
 
     def _hand_on(self) -> None:
-        """Free slots to the oldest waits that may take them."""
-        for sink, waiting in list(self._waits):
+        """Free slots to the oldest waits that may take them (a wait leaves the queue as it
+        resumes)."""
+        for sink, waiting in self._waits:
             if self._posting.total() >= DELIVERY_CONCURRENCY:
                 return
             if not waiting.done() and self._may_post(sink):
                 self._posting[sink] += 1
+                self._waiting[sink] -= 1
                 waiting.set_result(None)
-                self._waits.remove((sink, waiting))
 
 
 async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, slots: PostingSlots, *, limit: int = 50) -> int:
