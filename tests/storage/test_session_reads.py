@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from s2cvpn.storage import migrate
+from s2cvpn.storage import migrate, session_reads
 from s2cvpn.storage.db import create_engine, session_factory
 from s2cvpn.storage.driver import ConnectionLender, DatabaseUnavailable, Sql, open_database
 from s2cvpn.storage.session_reads import VIEW_FIELDS, SessionReader
@@ -212,6 +214,52 @@ def postgres_url(pg_url: str) -> Iterator[str]:
     """Migrated: reads are coalesced on PostgreSQL only."""
     migrate.upgrade(pg_url)
     yield pg_url
+
+
+@pytest.mark.postgres
+async def test_a_page_fetches_whole_only_the_rows_not_seen_as_they_are(postgres_url: str) -> None:
+    """PostgreSQL reads a page as its rows' versions first: a row whose view is kept for
+    its version is not fetched again, and a row that changed is."""
+    written = [_row(n, "alice") for n in range(3)]
+    await _stored_rows(postgres_url, written)
+    database = open_database(postgres_url)
+    reading = database.reading
+    fetched_whole: list[tuple[str, ...]] = []
+
+    class Recorded:
+        def __init__(self, tx: Any) -> None:
+            self._tx = tx
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._tx, name)
+
+        async def fetch(self, sql: Sql, **params: Any) -> Any:
+            if sql is session_reads.SOME_VERSIONED:
+                fetched_whole.append(params["sessions"])
+            return await self._tx.fetch(sql, **params)
+
+    @asynccontextmanager
+    async def recorded() -> AsyncIterator[Any]:
+        async with reading() as tx:
+            yield Recorded(tx)
+
+    database.reading = recorded  # type: ignore[method-assign]
+    reader = SessionReader(database)
+    ids = [row.session_id for row in written]
+    try:
+        first, total = await reader.page("alice", 0, 20)
+        assert total == 3 and [view.session_id for view in first] == ids and fetched_whole == [tuple(ids)]
+        again, _total = await reader.page("alice", 0, 20)
+        assert fetched_whole == [tuple(ids)] and all(view is seen for view, seen in zip(again, first, strict=True))
+
+        async with database.transaction() as tx:
+            await tx.execute(Sql("UPDATE sessions SET status = 'UNAVAILABLE' WHERE session_id = :session"), session=ids[1])
+        changed, _total = await reader.page("alice", 0, 20)
+        assert fetched_whole == [tuple(ids), (ids[1],)]
+        assert [view.status for view in changed] == ["AVAILABLE", "UNAVAILABLE", "AVAILABLE"]
+        assert changed[0] is first[0] and changed[2] is first[2]
+    finally:
+        await database.close()
 
 
 @pytest.mark.postgres
