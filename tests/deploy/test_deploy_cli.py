@@ -197,6 +197,7 @@ def test_worker_command_runs_until_stopped_and_serves_its_metrics(
                 time.sleep(0.2)
         assert b"# TYPE s2cvpn_sinks_failing gauge" in body, body[-2000:]
         assert b"# TYPE s2cvpn_notifications_total counter" in body
+        assert b"s2cvpn_notification_posts_in_flight 0.0" in body  # idle: nothing to post
         assert process.poll() is None, f"worker exited:\n{(tmp_path / 'worker.log').read_text()}"
     finally:
         returncode = _stop(process)

@@ -41,6 +41,7 @@ MAX_REPLY_BYTES = 65536  # a sink's reply read to keep its connection open
 TOKEN_EXPIRED = "token expired"  # the outcome of an event whose sink's access token has expired: given up
 _NOT_THE_SINKS = ("410", "refused", TOKEN_EXPIRED)  # outcomes that end an event's delivery, and say nothing of its sink's health
 SINKS_FAILING = Gauge("s2cvpn_sinks_failing", "Sinks this process's worker posts nothing to until their next try, after a failed post")
+POSTS_IN_FLIGHT = Gauge("s2cvpn_notification_posts_in_flight", "Posts to sinks this process's worker has in flight (at most 16: all taken, delivery waits for slots)")
 SINK_FAILING = "sink failing: "  # before the outcome of an event not posted, as its sink's last post failed
 SINKS_REMEMBERED = 10_000  # failing sinks a worker keeps in mind (``SinkHealth``); those that failed least lately go first
 
@@ -180,12 +181,11 @@ class PostingSlots:
         if self._waiting[sink] or not self._may_post(sink):
             await self._wait_for_slot(sink)
         else:
-            self._posting[sink] += 1
+            self._take(sink)
         try:
             yield
         finally:
-            self._posting[sink] -= 1
-            self._hand_on()
+            self._give_back(sink)
 
     def _may_post(self, sink: str) -> bool:
         if self._posting.total() >= DELIVERY_CONCURRENCY:
@@ -203,8 +203,7 @@ class PostingSlots:
             if wait[1].cancelled():
                 self._waiting[sink] -= 1
             else:  # handed a slot just as it was cancelled: hand it on
-                self._posting[sink] -= 1
-                self._hand_on()
+                self._give_back(sink)
             raise
         finally:
             self._waits.remove(wait)
@@ -216,9 +215,18 @@ class PostingSlots:
             if self._posting.total() >= DELIVERY_CONCURRENCY:
                 return
             if not waiting.done() and self._may_post(sink):
-                self._posting[sink] += 1
+                self._take(sink)
                 self._waiting[sink] -= 1
                 waiting.set_result(None)
+
+    def _take(self, sink: str) -> None:
+        self._posting[sink] += 1
+        POSTS_IN_FLIGHT.inc()
+
+    def _give_back(self, sink: str) -> None:
+        self._posting[sink] -= 1
+        POSTS_IN_FLIGHT.dec()
+        self._hand_on()
 
 
 async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, slots: PostingSlots, *, limit: int = 50) -> int:

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from s2cvpn.config import Settings
 from s2cvpn.service.notifications import DELIVERY_CONCURRENCY, PostingSlots
 
@@ -58,16 +60,24 @@ async def _turns() -> None:
         await asyncio.sleep(0)
 
 
+def _posts_in_flight() -> float | None:
+    return REGISTRY.get_sample_value("s2cvpn_notification_posts_in_flight")
+
+
 async def test_a_sink_alone_in_the_rounds_has_every_slot_and_the_next_post_waits_for_one() -> None:
     slots = PostingSlots()
     posts = Posts(slots)
+    before = _posts_in_flight()
+    assert before is not None
     with slots.round_of({"a"}):
         await posts.many("a", ALL + 1)
         assert len(posts.began) == ALL and slots.free() == 0
+        assert _posts_in_flight() == before + ALL  # what an operator sees: every slot taken
         await posts.end("a3")
         assert posts.began[-1] == f"a{ALL}"
         await posts.end_all()
     assert slots.free() == ALL
+    assert _posts_in_flight() == before
 
 
 async def test_a_sink_whose_posts_hold_every_slot_gives_the_next_one_to_a_sink_of_a_later_round() -> None:
