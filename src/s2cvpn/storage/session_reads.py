@@ -111,22 +111,20 @@ class SessionReader:
 
     async def page(self, client_id: str, offset: int, limit: int) -> tuple[list[SessionView], int]:
         """One page of the client's sessions, oldest first, and how many it has in all."""
+        by_versions = self._database.dialect == POSTGRES
         async with self._database.reading() as tx:
-            if self._batches is not None:
-                return await self._page_by_versions(tx, client_id, offset, limit)
-            rows = await tx.fetch(PAGE, client=client_id, limit=limit, offset=offset)
-            total = int(rows[0][-1]) if rows else int(await tx.fetchval(COUNT, client=client_id))
-        return [_decode(row[:-1]) for row in rows], total
+            rows = await tx.fetch(PAGE_VERSIONS if by_versions else PAGE, client=client_id, limit=limit, offset=offset)
+            if not rows:
+                return [], int(await tx.fetchval(COUNT, client=client_id))
+            views = await self._views_by_version(tx, rows) if by_versions else [_decode(row[:-1]) for row in rows]
+        return views, int(rows[0][-1])
 
-    async def _page_by_versions(self, tx: Transaction, client_id: str, offset: int, limit: int) -> tuple[list[SessionView], int]:
-        """PostgreSQL: the page's versions, then the rows whose view is not kept. A row that
-        changed in between is shown as the second read found it; one deleted in between
-        (purged) is left out."""
-        rows = await tx.fetch(PAGE_VERSIONS, client=client_id, limit=limit, offset=offset)
-        if not rows:
-            return [], int(await tx.fetchval(COUNT, client=client_id))
+    async def _views_by_version(self, tx: Transaction, versions: Sequence[Sequence[Any]]) -> list[SessionView]:
+        """PostgreSQL: the views of a page's ``(id, xmin, total)`` rows, kept or fetched
+        whole. A row that changed in between is shown as the second read found it; one
+        deleted in between (purged) is left out."""
         views: dict[str, SessionView | None] = {}
-        for session_id, version, _total in rows:
+        for session_id, version, _total in versions:
             views[session_id] = view = self._versions.get((session_id, version))
             if view is not None:
                 self._versions.move_to_end((session_id, version))
@@ -136,5 +134,4 @@ class SessionReader:
                 views[row[0]] = self._versions[(row[0], row[-1])] = _decode(tuple(row[:-1]))
             while len(self._versions) > VIEWS_KEPT:
                 self._versions.popitem(last=False)
-        return [view for view in views.values() if view is not None], int(rows[0][-1])
-
+        return [view for view in views.values() if view is not None]
