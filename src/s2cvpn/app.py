@@ -52,7 +52,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, embed_worker: 
             app.state.sessions = ctx.db
             app.state.tokens = tokens
             app.state.ctx = ctx
-            worker = Worker(ctx) if embed_worker else None
+            worker = Worker(ctx, behind_requests=True) if embed_worker else None
             if worker is not None:
                 await worker.start()
             try:

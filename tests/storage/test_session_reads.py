@@ -14,10 +14,10 @@ import pytest
 
 from s2cvpn.storage import migrate, session_reads
 from s2cvpn.storage.db import create_engine, session_factory
-from s2cvpn.storage.driver import ConnectionLender, DatabaseUnavailable, Sql, open_database
+from s2cvpn.storage.driver import DatabaseUnavailable, Sql, open_database
 from s2cvpn.storage.session_reads import VIEW_FIELDS, SessionReader
 from s2cvpn.storage.tables import SessionRow
-from tests.support.databases import ADMIN_URL, CountedReads, postgres_reason
+from tests.support.databases import CountedReads
 from tests.support.servers import free_port
 
 START = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
@@ -124,56 +124,6 @@ async def test_an_unreachable_database_is_database_unavailable(tmp_path) -> None
     with pytest.raises(DatabaseUnavailable):
         await SessionReader(lite).page("x", 0, 20)
     await lite.close()
-
-
-@pytest.mark.postgres
-async def test_the_lender_never_opens_more_than_its_size_and_drops_failed_connections() -> None:
-    reason = postgres_reason()
-    if reason:
-        pytest.skip(reason)
-    lender = ConnectionLender(ADMIN_URL, 3)
-    opened: set[int] = set()
-    busy = 0
-    most_busy = 0
-
-    async def read(n: int) -> int:
-        nonlocal busy, most_busy
-        connection = await lender.borrow()
-        opened.add(id(connection))
-        busy += 1
-        most_busy = max(most_busy, busy)
-        try:
-            return int(await connection.fetchval("SELECT $1::int FROM pg_sleep(0.01)", n))
-        finally:
-            busy -= 1
-            lender.give_back(connection, failed=False)
-
-    assert await asyncio.gather(*(read(n) for n in range(30))) == list(range(30))
-    assert most_busy == 3 and len(opened) == 3  # the 27 others waited and reused them
-
-    # a failed connection is closed and its place goes to a waiter, which opens a new one
-    held = [await lender.borrow() for _ in range(3)]
-    waiting = asyncio.create_task(lender.borrow())
-    await asyncio.sleep(0.05)
-    assert not waiting.done()
-    lender.give_back(held[0], failed=True)
-    fresh = await asyncio.wait_for(waiting, 5)
-    assert held[0].is_closed() and fresh not in held and await fresh.fetchval("SELECT 1") == 1
-
-    # a waiter cancelled while waiting takes nothing with it
-    cancelled = asyncio.create_task(lender.borrow())
-    await asyncio.sleep(0.05)
-    cancelled.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await cancelled
-    for connection in (fresh, *held[1:]):
-        lender.give_back(connection, failed=False)
-    again = [await lender.borrow() for _ in range(3)]  # all three are lendable again
-    assert len({id(connection) for connection in again}) == 3
-    for connection in again:
-        lender.give_back(connection, failed=False)
-    await lender.close()
-    assert all(connection.is_closed() for connection in again)
 
 
 async def _stored_rows(url: str, rows: list[SessionRow]) -> None:

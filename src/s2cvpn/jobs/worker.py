@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import socket
@@ -44,6 +45,7 @@ from s2cvpn.errors import DriverError
 from s2cvpn.service import measurements, notifications, provisioning, sinks
 from s2cvpn.service.context import ServiceContext
 from s2cvpn.storage import jobs as job_store
+from s2cvpn.storage.driver import background_context
 from s2cvpn.storage.jobs import ClaimedJob
 
 log = logging.getLogger(__name__)
@@ -60,8 +62,11 @@ JOBS = Counter("s2cvpn_jobs", "Jobs run by this process, by outcome", ["kind", "
 
 
 class Worker:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, *, behind_requests: bool = False) -> None:
+        """``behind_requests``: the worker shares its process with the API (``s2cvpn serve``),
+        and its statements wait behind the requests' for a connection."""
         self.ctx = ctx
+        self._behind_requests = behind_requests
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -74,11 +79,14 @@ class Worker:
     async def start(self) -> None:
         self._http = sinks.open_client(allow_private=self.ctx.settings.sink_allow_private)
         await self._reconcile_once()
+        # the tasks' statements, and those of the tasks they start, are background work
+        # (``ConnectionLender``)
+        context = background_context() if self._behind_requests else contextvars.copy_context()
         self._tasks = [
-            asyncio.create_task(self._loop(self._jobs_and_sweeps), name="s2cvpn-jobs"),
-            asyncio.create_task(self._loop(self._notifications), name="s2cvpn-notify"),
-            asyncio.create_task(self._loop(self._reconcile_periodically), name="s2cvpn-reconcile"),
-            asyncio.create_task(measurements.run_periodically(self.ctx, self._stopping), name="s2cvpn-measure"),
+            asyncio.create_task(self._loop(self._jobs_and_sweeps), name="s2cvpn-jobs", context=context),
+            asyncio.create_task(self._loop(self._notifications), name="s2cvpn-notify", context=context),
+            asyncio.create_task(self._loop(self._reconcile_periodically), name="s2cvpn-reconcile", context=context),
+            asyncio.create_task(measurements.run_periodically(self.ctx, self._stopping), name="s2cvpn-measure", context=context),
         ]
 
     async def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:

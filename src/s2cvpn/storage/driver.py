@@ -19,6 +19,7 @@ each other share one (``SqliteDatabase.transaction``).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 import sqlite3
@@ -278,52 +279,88 @@ class SqliteTransaction(Transaction):
         return [returned for row in rows for returned in self._run(sql, row).fetchall()]
 
 
+# True in the worker's tasks (``Worker.start``): their statements are background work,
+# which borrows connections behind the API's requests (``ConnectionLender``)
+background_work: contextvars.ContextVar[bool] = contextvars.ContextVar("s2cvpn_background_work", default=False)
+BACKGROUND_PATIENCE_SECONDS = 0.1
+
+
+def background_context() -> contextvars.Context:
+    """A copy of the current context in which statements are background work."""
+    context = contextvars.copy_context()
+    context.run(background_work.set, True)
+    return context
+
+
 class ConnectionLender:
-    """asyncpg connections lent to one user at a time: a free list and a queue of waiters.
+    """asyncpg connections lent to one user at a time: a free list and two queues of waiters.
 
     asyncpg's ``Pool`` does more than we need (a reset query, timeouts, a task per
     release), and cost about 70 us a request, as much as a query (``bench/load.py``).
     Connections open on first need, so a service started while PostgreSQL is down still
     starts; a connection that failed is dropped, not lent again.
+
+    Background work (the embedded worker) waits behind the API's requests. A claimed batch
+    of jobs asks for dozens of connections at once, and a request's statement queued
+    behind them waited up to 20 ms at the p99 (``bench/HISTORY.md``, twenty-first round).
+    So a request goes first; background work holds at most all but one connection, so a
+    request never waits for a slow job's transaction to end; and a background borrower
+    that has waited ``BACKGROUND_PATIENCE_SECONDS`` goes first in its turn, so that a busy
+    API never starves the worker (its lease renewals among its statements).
     """
 
-    def __init__(self, dsn: str, size: int) -> None:
+    def __init__(self, dsn: str, size: int, *, background_patience: float = BACKGROUND_PATIENCE_SECONDS) -> None:
         self._dsn = dsn
         self._size = size
+        self._background_patience = background_patience
         self._idle: list[asyncpg.Connection] = []
         self._opened = 0
         # each waiter gets an idle connection, or None: "one may be opened now"
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
+        self._background_waiters: deque[tuple[float, asyncio.Future[asyncpg.Connection | None]]] = deque()  # (since, waiter)
+        self._background_held = 0  # connections lent to background work, or handed to its waiters
+        self._background_share = max(size - 1, 1)
         self._closed = False
 
-    async def borrow(self) -> asyncpg.Connection:
+    async def borrow(self, *, background: bool = False) -> asyncpg.Connection:
+        """A connection for the caller alone, until ``give_back`` with the same ``background``."""
         while True:
-            if self._idle:
-                return self._idle.pop()
-            if self._opened < self._size:
-                self._opened += 1
-                try:
-                    return await asyncpg.connect(self._dsn)
-                except BaseException:
-                    self._opened -= 1
-                    self._hand_over(None)
-                    raise
+            if not background or self._background_held < self._background_share:
+                if self._idle:
+                    self._background_held += background
+                    return self._idle.pop()
+                if self._opened < self._size:
+                    self._opened += 1
+                    self._background_held += background
+                    try:
+                        return await asyncpg.connect(self._dsn)
+                    except BaseException:
+                        self._opened -= 1
+                        self._background_held -= background
+                        self._hand_over(None)
+                        raise
             waiter: asyncio.Future[asyncpg.Connection | None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
+            if background:
+                self._background_waiters.append((time.monotonic(), waiter))
+            else:
+                self._waiters.append(waiter)
             try:
                 connection = await waiter
             except asyncio.CancelledError:
                 if waiter.done() and not waiter.cancelled():  # handed over just as we were cancelled
                     handed = waiter.result()
                     if handed is None:
+                        self._background_held -= background
                         self._hand_over(None)
                     else:
-                        self.give_back(handed, failed=False)
+                        self.give_back(handed, failed=False, background=background)
                 raise
             if connection is not None:
                 return connection
+            self._background_held -= background  # handed "one may be opened": the loop opens it
 
-    def give_back(self, connection: asyncpg.Connection, *, failed: bool) -> None:
+    def give_back(self, connection: asyncpg.Connection, *, failed: bool, background: bool = False) -> None:
+        self._background_held -= background
         if failed or self._closed or connection.is_closed():
             connection.terminate()
             self._opened -= 1
@@ -332,12 +369,24 @@ class ConnectionLender:
             self._idle.append(connection)
 
     def _hand_over(self, value: asyncpg.Connection | None) -> bool:
-        while self._waiters:
-            waiter = self._waiters.popleft()
+        while (turn := self._next_waiter()) is not None:
+            waiter, background = turn
             if not waiter.done():
                 waiter.set_result(value)
+                self._background_held += background
                 return True
         return False
+
+    def _next_waiter(self) -> tuple[asyncio.Future[asyncpg.Connection | None], bool] | None:
+        """A request's waiter first, unless background work's oldest has waited its patience
+        (and it holds less than its share)."""
+        background = self._background_waiters
+        if background and self._background_held < self._background_share:
+            if not self._waiters or time.monotonic() - background[0][0] >= self._background_patience:
+                return background.popleft()[1], True
+        if self._waiters:
+            return self._waiters.popleft(), False
+        return None
 
     async def close(self) -> None:
         self._closed = True
@@ -357,14 +406,15 @@ class Lending:
     an ``asynccontextmanager``: this runs on every getSession, and the generator machinery
     cost as much as the rest of the wrapper."""
 
-    __slots__ = ("_lender", "_connection")
+    __slots__ = ("_lender", "_connection", "_background")
 
     def __init__(self, lender: ConnectionLender) -> None:
         self._lender = lender
+        self._background = background_work.get()
 
     async def __aenter__(self) -> PostgresTransaction:
         try:
-            self._connection = await self._lender.borrow()
+            self._connection = await self._lender.borrow(background=self._background)
         except POSTGRES_FAILURES as exc:
             raise DatabaseUnavailable(type(exc).__name__) from exc
         return PostgresTransaction(self._connection)
@@ -373,7 +423,7 @@ class Lending:
         # a driver failure or a cancel mid-statement may leave the connection unusable; an
         # answer of ours (404, 409..) leaves it rolled back and sound
         failed = error is not None and (isinstance(error, POSTGRES_FAILURES) or not isinstance(error, Exception))
-        self._lender.give_back(self._connection, failed=failed)
+        self._lender.give_back(self._connection, failed=failed, background=self._background)
         if isinstance(error, POSTGRES_FAILURES):
             raise DatabaseUnavailable(type(error).__name__) from error
 
