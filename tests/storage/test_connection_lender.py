@@ -23,8 +23,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def admin_url() -> str:
-    """The server's admin database; looked up outside the tests' event loop (``postgres_reason``
-    runs one of its own)."""
+    """The database the tests connect to, where no test writes."""
     reason = postgres_reason()
     if reason:
         pytest.skip(reason)

@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
@@ -29,9 +30,12 @@ async def _admin(statement: str) -> None:
 
 @cache
 def postgres_reason() -> str:
-    """Why PostgreSQL cannot be used, or '' when it can."""
+    """Why PostgreSQL cannot be used, or '' when it can. Checked on a thread of its own, so
+    that an async test may ask too: ``asyncio.run`` inside its loop would fail, and the
+    failure, cached, would skip every PostgreSQL test after it."""
     try:
-        asyncio.run(_admin("SELECT 1"))
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, _admin("SELECT 1")).result()
     except Exception as exc:  # noqa: BLE001 - any failure is a reason to skip
         return f"PostgreSQL at {ADMIN_URL} is not reachable ({type(exc).__name__}: {exc})"
     return ""
