@@ -32,8 +32,8 @@ def admin_url() -> str:
 
 @pytest.fixture
 async def lender(admin_url: str) -> Any:
-    """Three connections; background work patient enough that no test runs into its patience
-    but the one about it."""
+    """Three connections; background work patient enough that no test here runs into its
+    patience."""
     lender = ConnectionLender(admin_url, 3, background_patience=60)
     yield lender
     await lender.close()
@@ -111,38 +111,27 @@ async def test_background_work_holds_all_connections_but_one(lender: ConnectionL
         lender.give_back(connection, failed=False, background=background)
 
 
-async def test_a_request_is_lent_the_next_connection_before_background_work_queued_earlier(lender: ConnectionLender) -> None:
+@pytest.mark.parametrize("waited_out", [False, True], ids=["request-first", "background-past-its-patience-first"])
+async def test_which_waiter_is_lent_the_next_connection(admin_url: str, waited_out: bool) -> None:
+    """A request is lent the next connection before background work queued earlier; but
+    background work that has waited its patience (``BACKGROUND_PATIENCE_SECONDS``) goes
+    first, so that a busy API does not starve the worker."""
+    lender = ConnectionLender(admin_url, 3, background_patience=0.5)
     held = [await lender.borrow() for _ in range(3)]
     background = await _waiting(lender.borrow(background=True))
+    if waited_out:
+        await asyncio.sleep(0.5)
     request = await _waiting(lender.borrow())
+    first, second = (background, request) if waited_out else (request, background)
 
     lender.give_back(held[0], failed=False)
-    assert await asyncio.wait_for(request, 1) is held[0]
-    assert not background.done()
+    assert await asyncio.wait_for(first, 1) is held[0]
+    assert not second.done()
     lender.give_back(held[1], failed=False)
-    assert await asyncio.wait_for(background, 1) is held[1]
-    lender.give_back(held[0], failed=False)
-    lender.give_back(held[1], failed=False, background=True)
+    assert await asyncio.wait_for(second, 1) is held[1]
+    lender.give_back(held[0], failed=False, background=waited_out)
+    lender.give_back(held[1], failed=False, background=not waited_out)
     lender.give_back(held[2], failed=False)
-
-
-async def test_background_work_that_waited_its_patience_goes_first(admin_url: str) -> None:
-    """A busy API does not starve the worker: its borrower that has waited its patience
-    (``BACKGROUND_PATIENCE_SECONDS``) is lent the next connection before a request's."""
-    lender = ConnectionLender(admin_url, 3, background_patience=0.2)
-    held = [await lender.borrow() for _ in range(3)]
-    background = await _waiting(lender.borrow(background=True))
-    await asyncio.sleep(0.2)
-    request = await _waiting(lender.borrow())
-
-    lender.give_back(held[0], failed=False)
-    assert await asyncio.wait_for(background, 1) is held[0]
-    assert not request.done()
-    lender.give_back(held[1], failed=False)
-    assert await asyncio.wait_for(request, 1) is held[1]
-    lender.give_back(held[0], failed=False, background=True)
-    for connection in (held[1], held[2]):
-        lender.give_back(connection, failed=False)
     await lender.close()
 
 
