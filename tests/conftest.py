@@ -62,6 +62,15 @@ def migrated_url(fresh_database_url: str) -> str:
     return fresh_database_url
 
 
+@pytest.fixture
+def migrated_pg_url(pg_url: str) -> str:
+    """``pg_url``, migrated: for the tests of what only PostgreSQL does."""
+    from s2cvpn.storage import migrate
+
+    migrate.upgrade(pg_url)
+    return pg_url
+
+
 @pytest.fixture(scope="session")
 def sink() -> Iterator[Sink]:
     with Sink() as running:

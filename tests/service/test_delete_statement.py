@@ -19,7 +19,6 @@ from s2cvpn.bootstrap import open_context
 from s2cvpn.config import Settings
 from s2cvpn.service import lifecycle, notifications
 from s2cvpn.service import sessions as session_service
-from s2cvpn.storage import migrate
 from s2cvpn.storage.driver import Sql
 from s2cvpn.storage.tables import EventRow, JobRow, ResourceLoadRow, SessionRow
 from s2cvpn.storage.events import DueEvent
@@ -101,12 +100,11 @@ class StoppedClock:
 
 @pytest.mark.parametrize("sink", SINKS)
 @pytest.mark.parametrize("state", STATES)
-def test_the_statement_leaves_what_the_transaction_leaves(pg_url: str, state: str, sink: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    migrate.upgrade(pg_url)
+def test_the_statement_leaves_what_the_transaction_leaves(migrated_pg_url: str, state: str, sink: str, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = StoppedClock()
 
     async def scenario() -> None:
-        async with open_context(Settings(database_url=pg_url, retention_seconds=30), clock=clock, migrate_first=False) as ctx:
+        async with open_context(Settings(database_url=migrated_pg_url, retention_seconds=30), clock=clock, migrate_first=False) as ctx:
             by_statement, by_transaction = await _in_state(ctx, state, sink), await _in_state(ctx, state, sink)
             clock.at += timedelta(seconds=1)
             left = {}
@@ -135,13 +133,12 @@ async def _left_to_the_transaction(*_args: Any, **_kwargs: Any) -> None:
     return None
 
 
-def test_every_delete_here_takes_the_statement(pg_url: str) -> None:
+def test_every_delete_here_takes_the_statement(migrated_pg_url: str) -> None:
     """The comparison above compares the statement with something: each of its deletes is
     one the statement takes (counted at the statement itself), a sink to tell or not."""
-    migrate.upgrade(pg_url)
 
     async def scenario() -> list[Any]:
-        async with open_context(Settings(database_url=pg_url), migrate_first=False) as ctx:
+        async with open_context(Settings(database_url=migrated_pg_url), migrate_first=False) as ctx:
             cases = [(state, sink, await _in_state(ctx, state, sink)) for sink in SINKS for state in STATES]
             now = ctx.clock.now()
             purge_at = lifecycle.purge_time(ctx, now)

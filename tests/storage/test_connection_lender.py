@@ -13,7 +13,6 @@ from s2cvpn.bootstrap import open_context
 from s2cvpn.config import Settings
 from s2cvpn.jobs.worker import Worker
 from s2cvpn.service import sessions as session_service
-from s2cvpn.storage import migrate
 from s2cvpn.storage.driver import ConnectionLender, PostgresDatabase, Sql
 from tests.support.databases import ADMIN_URL, postgres_reason
 from tests.support.payloads import session_request
@@ -148,12 +147,6 @@ async def test_a_cancelled_background_borrower_gives_back_its_share(lender: Conn
     assert again is held[0]
     lender.give_back(again, failed=False, background=True)
     lender.give_back(held[1], failed=False, background=True)
-
-
-@pytest.fixture
-def migrated_pg_url(pg_url: str) -> str:
-    migrate.upgrade(pg_url)
-    return pg_url
 
 
 @pytest.mark.parametrize("behind_requests", [True, False], ids=["embedded", "alone"])

@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-import pytest
 
-from s2cvpn.storage import events, migrate
+from s2cvpn.storage import events
 from s2cvpn.storage.driver import Database, Sql, open_database, parse_time
 from tests.support.records import status_of
 
@@ -99,12 +98,6 @@ async def test_events_behind_a_retry_are_due_with_it_not_before(migrated_url: st
         assert await _claim(database, retry) == ["s-1", "s-2", "s-3"]
     finally:
         await database.close()
-
-
-@pytest.fixture
-def migrated_pg_url(pg_url: str) -> str:
-    migrate.upgrade(pg_url)
-    return pg_url
 
 
 async def test_two_workers_claiming_at_once_do_not_split_a_session(migrated_pg_url: str) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from s2cvpn.storage import migrate, session_reads
+from s2cvpn.storage import session_reads
 from s2cvpn.storage.db import create_engine, session_factory
 from s2cvpn.storage.driver import DatabaseUnavailable, Sql, open_database
 from s2cvpn.storage.session_reads import VIEW_FIELDS, SessionReader
@@ -159,20 +159,13 @@ async def test_concurrent_reads_each_get_their_own_session(migrated_url: str) ->
         assert queries.count == len(wanted)
 
 
-@pytest.fixture
-def postgres_url(pg_url: str) -> Iterator[str]:
-    """Migrated: reads are coalesced on PostgreSQL only."""
-    migrate.upgrade(pg_url)
-    yield pg_url
-
-
 @pytest.mark.postgres
-async def test_a_page_fetches_whole_only_the_rows_not_seen_as_they_are(postgres_url: str) -> None:
+async def test_a_page_fetches_whole_only_the_rows_not_seen_as_they_are(migrated_pg_url: str) -> None:
     """PostgreSQL reads a page as its rows' versions first: a row whose view is kept for
     its version is not fetched again, and a row that changed is."""
     written = [_row(n, "alice") for n in range(3)]
-    await _stored_rows(postgres_url, written)
-    database = open_database(postgres_url)
+    await _stored_rows(migrated_pg_url, written)
+    database = open_database(migrated_pg_url)
     reading = database.reading
     fetched_whole: list[tuple[str, ...]] = []
 
@@ -213,10 +206,10 @@ async def test_a_page_fetches_whole_only_the_rows_not_seen_as_they_are(postgres_
 
 
 @pytest.mark.postgres
-async def test_coalesced_reads_fail_together_and_the_next_ones_read_again(postgres_url: str) -> None:
+async def test_coalesced_reads_fail_together_and_the_next_ones_read_again(migrated_pg_url: str) -> None:
     written = _row(1, "alice")
-    await _stored_rows(postgres_url, [written])
-    database = open_database(postgres_url)
+    await _stored_rows(migrated_pg_url, [written])
+    database = open_database(migrated_pg_url)
     reading, failures = database.reading, 1
 
     def flaky():  # type: ignore[no-untyped-def]

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import os
 import socket
@@ -80,8 +79,8 @@ class Worker:
         self._http = sinks.open_client(allow_private=self.ctx.settings.sink_allow_private)
         await self._reconcile_once()
         # the tasks' statements, and those of the tasks they start, are background work
-        # (``ConnectionLender``)
-        context = background_context() if self._behind_requests else contextvars.copy_context()
+        # (``ConnectionLender``); None: a copy of the current context, as by default
+        context = background_context() if self._behind_requests else None
         self._tasks = [
             asyncio.create_task(self._loop(self._jobs_and_sweeps), name="s2cvpn-jobs", context=context),
             asyncio.create_task(self._loop(self._notifications), name="s2cvpn-notify", context=context),

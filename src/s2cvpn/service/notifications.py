@@ -172,8 +172,8 @@ class PostingSlots:
         try:
             yield
         finally:
-            self._in_rounds.subtract(sinks_due)
-            self._in_rounds += Counter()  # drops the sinks no round has events for any more
+            for sink in sinks_due:
+                _one_fewer(self._in_rounds, sink)
 
     @asynccontextmanager
     async def slot(self, sink: str) -> AsyncIterator[None]:
@@ -201,7 +201,7 @@ class PostingSlots:
             await wait[1]
         except asyncio.CancelledError:
             if wait[1].cancelled():
-                self._waiting[sink] -= 1
+                _one_fewer(self._waiting, sink)
             else:  # handed a slot just as it was cancelled: hand it on
                 self._give_back(sink)
             raise
@@ -216,7 +216,7 @@ class PostingSlots:
                 return
             if not waiting.done() and self._may_post(sink):
                 self._take(sink)
-                self._waiting[sink] -= 1
+                _one_fewer(self._waiting, sink)
                 waiting.set_result(None)
 
     def _take(self, sink: str) -> None:
@@ -224,9 +224,17 @@ class PostingSlots:
         POSTS_IN_FLIGHT.inc()
 
     def _give_back(self, sink: str) -> None:
-        self._posting[sink] -= 1
+        _one_fewer(self._posting, sink)
         POSTS_IN_FLIGHT.dec()
         self._hand_on()
+
+
+def _one_fewer(counts: Counter[str], sink: str) -> None:
+    """A sink at none leaves ``counts``: a worker meets many sinks over its life, and the
+    shares count the sinks in ``_in_rounds``."""
+    counts[sink] -= 1
+    if not counts[sink]:
+        del counts[sink]
 
 
 async def deliver_due(ctx: ServiceContext, client: aiohttp.ClientSession, slots: PostingSlots, *, limit: int = 50) -> int:

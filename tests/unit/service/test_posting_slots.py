@@ -162,3 +162,17 @@ async def test_a_wait_handed_a_slot_as_it_is_cancelled_hands_it_on() -> None:
         assert slots.free() == 0
         await posts.end_all()
     assert slots.free() == ALL
+
+
+async def test_nothing_is_kept_of_a_sink_once_its_posts_and_rounds_have_ended() -> None:
+    """A worker meets many sinks over its life: none is remembered by its slots after."""
+    slots = PostingSlots()
+    posts = Posts(slots)
+    sinks = [f"sink{n}" for n in range(40)]
+    with slots.round_of(set(sinks)):
+        for sink in sinks:
+            await posts.many(sink, 2)  # 80 posts for 16 slots: most wait
+        posts.cancel("sink391")  # a wait cancelled, too
+        await posts.end_all()
+    assert slots.free() == ALL
+    assert not (slots._posting or slots._waiting or slots._in_rounds)
